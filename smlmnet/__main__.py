@@ -1,0 +1,5 @@
+import sys
+
+from smlmnet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,125 @@
+"""On-the-fly training data: simulated movies streamed as torch tensors.
+
+Every item is simulated from ``config`` with its own seed derived from
+``(seed, epoch, item index)``, so the stream is reproducible and independent of the number
+of DataLoader workers and of distributed ranks (each worker/rank takes every k-th index).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from smlmnet.data import contracts as C
+from smlmnet.simulate.camera import adu_to_photons
+from smlmnet.simulate.config import SimulationConfig
+from smlmnet.simulate.movie import simulate
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def item_seed(seed: int, epoch: int, index: int) -> int:
+    """Seed of item ``index`` in ``epoch`` (a 63-bit integer)."""
+    state = np.random.SeedSequence([seed, epoch, index]).generate_state(2, dtype=np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1]))
+
+
+class SimulatedMovieDataset(IterableDataset):
+    """Stream of short simulated movies with emitter targets.
+
+    Args:
+        config: simulation config (its ``seed`` is ignored; ``seed`` below is used).
+        n_frames: frames per item (e.g. 3 for a DECODE-style window); ``None`` keeps
+            ``config.n_frames``.
+        shape_px: ``(H, W)`` per item; ``None`` keeps the config's field of view.
+        length: items per epoch; ``None`` streams forever.
+        seed: base seed of the stream.
+        max_emitters: size of the padded emitter table (an item with more emitters is an
+            error, not a silent truncation).
+        in_photons: convert ADU to photons with the camera's mean response (float32).
+
+    Each item is a dict of tensors:
+        ``frames`` ``(T, H, W)`` float32; ``background`` ``(H, W)`` float32 expected
+        background photons; ``emitters`` ``(max_emitters, 5)`` float32 rows
+        ``[frame, x_px, y_px, photons, track_id]`` for every emitter that is on, in continuous
+        pixel units (centre of pixel 0 at 0.5, see :mod:`smlmnet.data.contracts`);
+        ``emitter_mask`` ``(max_emitters,)`` bool; ``seed`` int64.
+    """
+
+    def __init__(self, config: SimulationConfig, n_frames: int | None = 3,
+                 shape_px: tuple[int, int] | None = None, length: int | None = None,
+                 seed: int = 0, max_emitters: int = 256, in_photons: bool = True) -> None:
+        super().__init__()
+        if not isinstance(config, SimulationConfig):
+            config = SimulationConfig.from_dict(config)
+        changes = {}
+        if n_frames is not None:
+            changes["n_frames"] = int(n_frames)
+        if shape_px is not None:
+            changes["fov"] = dataclasses.replace(config.fov, shape_px=tuple(shape_px))
+        self.config = dataclasses.replace(config, **changes)
+        self.config.validate()
+        if length is not None and length < 1:
+            raise ValueError(f"length must be >= 1 or None; got {length}")
+        if max_emitters < 1:
+            raise ValueError(f"max_emitters must be >= 1; got {max_emitters}")
+        self.length = length
+        self.seed = int(seed)
+        self.max_emitters = int(max_emitters)
+        self.in_photons = in_photons
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use a fresh set of items in each epoch (call from the training loop)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        if self.length is None:
+            raise TypeError("an endless SimulatedMovieDataset has no length")
+        return self.length
+
+    def make_item(self, index: int) -> dict[str, torch.Tensor]:
+        """Simulate item ``index`` of the current epoch."""
+        s = item_seed(self.seed, self.epoch, index)
+        result = simulate(dataclasses.replace(self.config, seed=s))
+        frames = result.movie.frames
+        frames = adu_to_photons(frames, self.config.camera) if self.in_photons else \
+            frames.astype(np.float32)
+        em = result.emitters[result.emitters[C.ON]]
+        if len(em) > self.max_emitters:
+            raise ValueError(
+                f"item {index} has {len(em)} emitters, more than max_emitters="
+                f"{self.max_emitters}; raise max_emitters"
+            )
+        a = self.config.fov.pixel_size_nm
+        table = np.zeros((self.max_emitters, 5), np.float32)
+        table[: len(em)] = np.stack([
+            em[C.FRAME].to_numpy(), em[C.X_NM].to_numpy() / a, em[C.Y_NM].to_numpy() / a,
+            em[C.PHOTONS].to_numpy(), em[C.TRACK_ID].to_numpy()], axis=1)
+        mask = np.zeros(self.max_emitters, bool)
+        mask[: len(em)] = True
+        return {
+            "frames": torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)),
+            "background": torch.from_numpy(result.background_photons.astype(np.float32)),
+            "emitters": torch.from_numpy(table),
+            "emitter_mask": torch.from_numpy(mask),
+            "seed": torch.tensor(s, dtype=torch.int64),
+        }
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        info = get_worker_info()
+        worker, n_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        rank, world = _rank_and_world()
+        shard, n_shards = rank * n_workers + worker, world * n_workers
+        index = shard
+        while self.length is None or index < self.length:
+            yield self.make_item(index)
+            index += n_shards
