@@ -32,6 +32,8 @@ EMITTERS_FILE = "emitters.csv"
 TRACKS_FILE = "tracks.csv"
 CONFIG_FILE = "config.yaml"
 METADATA_FILE = "metadata.json"
+# pandas >= 3 parses floats exactly by default; older versions need the round-trip parser
+_EXACT_FLOATS = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
 
 
 def save_dataset(result: SimulationResult, folder: str | Path) -> Path:
@@ -57,8 +59,8 @@ def load_dataset(folder: str | Path) -> SimulationResult:
     if missing:
         raise FileNotFoundError(f"{str(folder)!r} is not a smlmnet dataset: missing {missing}")
     movie = read_movie_tiff(folder / MOVIE_FILE)
-    emitters = pd.read_csv(folder / EMITTERS_FILE, float_precision="round_trip")
-    tracks = pd.read_csv(folder / TRACKS_FILE, float_precision="round_trip")
+    emitters = pd.read_csv(folder / EMITTERS_FILE, **_EXACT_FLOATS)
+    tracks = pd.read_csv(folder / TRACKS_FILE, **_EXACT_FLOATS)
     config = SimulationConfig.from_dict(yaml.safe_load((folder / CONFIG_FILE).read_text()))
     meta_path = folder / METADATA_FILE
     metadata = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
