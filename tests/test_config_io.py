@@ -137,7 +137,8 @@ def test_inexact_exposure_warns_and_records_effective_exposure():
         warnings.simplefilter("always")
         cfg = load_config("demo", TINY + ["exposure_time_s=0.015", "substeps=5"])
     assert any("not a whole number of sub-steps" in str(w.message) for w in caught)
-    res = simulate(cfg)
+    with pytest.warns(UserWarning, match="sub-steps"):
+        res = simulate(cfg)
     assert res.metadata["effective_exposure_s"] == pytest.approx(0.016)  # 4 of 5 sub-steps
 
 
@@ -168,3 +169,19 @@ def test_read_movie_rejects_non_tiff_and_missing_calibration(tmp_path):
     tifffile.imwrite(four_d, np.zeros((2, 3, 8, 8), np.uint16))
     with pytest.raises(ValueError, match=r"expected a single-channel movie"):
         read_movie_tiff(four_d, pixel_size_nm=100, frame_time_s=0.01)
+
+
+def test_parameter_specs_sample_their_distributions(rng):
+    from smlmnet.simulate.params import sample_param
+
+    n = 20000
+    u = sample_param({"low": 0.01, "high": 1.0, "log": True}, rng, n)
+    assert u.min() >= 0.01 and u.max() <= 1.0
+    # log-uniform: log10 is uniform on [-2, 0] with std 2/√12
+    assert abs(np.log10(u).mean() + 1) < 5 * (2 / np.sqrt(12)) / np.sqrt(n)
+    g = sample_param({"mean": 1031.0, "std": 41.0}, rng, n)
+    assert abs(g.mean() - 1031) < 5 * 41 / np.sqrt(n) and abs(g.std() / 41 - 1) < 0.03
+    c = sample_param({"choices": [1, 2], "p": [0.25, 0.75]}, rng, n)
+    assert set(np.unique(c)) == {1.0, 2.0} and abs((c == 2).mean() - 0.75) < 0.02
+    with pytest.raises(ConfigError, match="std must be >= 0"):
+        load_config("demo", ["photophysics.photons_per_frame={mean: 10, std: -1}"])

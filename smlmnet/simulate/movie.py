@@ -72,6 +72,31 @@ def exposure_average(traj: Trajectories, n_exposure: int) -> np.ndarray:
     return pos[:, :, :n_exposure].mean(axis=2)
 
 
+def render_expected_photons(positions_px: np.ndarray, photons: np.ndarray,
+                            shape_hw: tuple[int, int], sigma_px: float,
+                            progress=None) -> np.ndarray:
+    """Expected photons per pixel of emitters moving during the exposure.
+
+    Args:
+        positions_px: ``(N, T, n_exposure, 2)`` x/y of each emitter at the exposed sub-steps
+            of each frame, in continuous pixel units (centre of pixel 0 at 0.5).
+        photons: ``(N, T)`` photons of each emitter in each frame, shared equally among its
+            sub-steps (0 for dark frames).
+        shape_hw: ``(H, W)`` of the image. sigma_px: Gaussian PSF σ in pixels.
+    Returns:
+        ``(T, H, W)`` float64 image (no background, no noise).
+    """
+    N, T, n_exp, _ = positions_px.shape
+    H, W = shape_hw
+    reach = 6 * sigma_px + 1
+    x, y = positions_px[..., 0], positions_px[..., 1]
+    keep = (photons[:, :, None] > 0) & (x > -reach) & (x < W + reach) & (y > -reach) & (
+        y < H + reach)
+    pi, fi, _ = np.nonzero(keep)
+    return render_gaussian_spots(fi, x[keep], y[keep], photons[pi, fi] / n_exp, (T, H, W),
+                                 sigma_px, progress=progress)
+
+
 def simulate(cfg: SimulationConfig, progress: bool = False) -> SimulationResult:
     """Simulate the movie and ground truth described by ``cfg`` (validated first)."""
     cfg.validate()
@@ -92,15 +117,8 @@ def simulate(cfg: SimulationConfig, progress: bool = False) -> SimulationResult:
 
     # --- render every exposed sub-step of every emitting particle
     pos_px = traj.positions_um.reshape(N, T, cfg.substeps, 2)[:, :, :n_exp] * (1000.0 / a)
-    reach = 6 * sigma_px + 1
-    x, y = pos_px[..., 0], pos_px[..., 1]
-    keep = (photons[:, :, None] > 0) & (x > -reach) & (x < W + reach) & (y > -reach) & (
-        y < H + reach)
-    pi, fi, _ = np.nonzero(keep)
-    sample_photons = photons[pi, fi] / n_exp
     bar = tqdm(total=T, desc="rendering", unit="frame", disable=not progress, leave=False)
-    signal = render_gaussian_spots(fi, x[keep], y[keep], sample_photons, (T, H, W), sigma_px,
-                                   progress=bar.update)
+    signal = render_expected_photons(pos_px, photons, (H, W), sigma_px, progress=bar.update)
     bar.close()
     frames, n_sat = camera_adu(rng_cam, signal + bg[None], cfg.camera)
 

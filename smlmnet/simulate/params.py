@@ -4,6 +4,7 @@ A parameter in a config is one of
 
 - a number: every particle gets that value;
 - ``{low: a, high: b}``: uniform on [a, b]; add ``log: true`` for log-uniform (needs a > 0);
+- ``{mean: m, std: s}``: normal, clipped below at ``min`` (default 0);
 - ``{choices: [v1, v2, ...]}``: one of the values, optionally with ``p: [p1, p2, ...]``.
 """
 
@@ -51,6 +52,18 @@ def param_bounds(spec, where: str) -> tuple[float, float]:
                         f"{where}.p must be {len(values)} non-negative probabilities summing to 1"
                     )
             return min(values), max(values)
+        if {"mean", "std"} <= keys:
+            extra = keys - {"mean", "std", "min"}
+            if extra:
+                raise ConfigError(f"{where}: unknown keys {sorted(extra)} beside 'mean'/'std'")
+            mean, std = _as_float(spec["mean"], f"{where}.mean"), _as_float(spec["std"],
+                                                                           f"{where}.std")
+            if std < 0:
+                raise ConfigError(f"{where}.std must be >= 0; got {std}")
+            low = _as_float(spec.get("min", 0.0), f"{where}.min")
+            if mean < low:
+                raise ConfigError(f"{where}.mean={mean} is below its clip value min={low}")
+            return low, mean + 10 * std
         if {"low", "high"} <= keys:
             extra = keys - {"low", "high", "log"}
             if extra:
@@ -62,7 +75,8 @@ def param_bounds(spec, where: str) -> tuple[float, float]:
                 raise ConfigError(f"{where}: a log-uniform range needs low > 0, got low={low}")
             return low, high
     raise ConfigError(
-        f"{where}: expected a number, {{low, high[, log]}} or {{choices[, p]}}, got {spec!r}"
+        f"{where}: expected a number, {{low, high[, log]}}, {{mean, std[, min]}} or "
+        f"{{choices[, p]}}, got {spec!r}"
     )
 
 
@@ -81,6 +95,9 @@ def sample_param(spec, rng: np.random.Generator, n: int) -> np.ndarray:
     """Draw ``n`` values of ``spec`` (float64 array of shape ``(n,)``)."""
     if isinstance(spec, (int, float, np.number)):
         return np.full(n, float(spec))
+    if "mean" in spec:
+        values = rng.normal(float(spec["mean"]), float(spec["std"]), size=n)
+        return np.maximum(values, float(spec.get("min", 0.0)))
     if "choices" in spec:
         values = np.asarray(spec["choices"], dtype=float)
         return rng.choice(values, size=n, p=spec.get("p"))
