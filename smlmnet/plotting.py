@@ -20,7 +20,7 @@ CLASS_COLORS = {0: "tab:gray", 1: "tab:orange", 2: "tab:cyan", 3: "tab:red"}
 
 
 def plot_simulation_overview(result, path: str | Path, n_msd_tracks: int = 8,
-                             max_lag: int = 20) -> Path:
+                             max_lag: int = 20, overwrite: bool = False) -> Path:
     """Save a 3-panel PNG: first frame with true positions, all true tracks over the
     maximum projection (coloured by motion class), and MSD curves of a few tracks with the
     theoretical 4Dτ lines. Positions are drawn in pixel units of the image (centre of pixel 0
@@ -76,7 +76,7 @@ def plot_simulation_overview(result, path: str | Path, n_msd_tracks: int = 8,
     ax.legend(fontsize=7)
     fig.tight_layout()
     path = Path(path)
-    with atomic_write_path(path) as tmp:
+    with atomic_write_path(path, overwrite=overwrite) as tmp:
         fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path

@@ -185,3 +185,14 @@ def test_parameter_specs_sample_their_distributions(rng):
     assert set(np.unique(c)) == {1.0, 2.0} and abs((c == 2).mean() - 0.75) < 0.02
     with pytest.raises(ConfigError, match="std must be >= 0"):
         load_config("demo", ["photophysics.photons_per_frame={mean: 10, std: -1}"])
+
+
+def test_presets_compose_as_a_hydra_group():
+    from hydra import compose, initialize_config_dir
+
+    from smlmnet.simulate.config import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        cfg = compose(overrides=["+simulation=dense", "simulation.n_frames=7"])
+    sim = SimulationConfig.from_dict(cfg.simulation)
+    assert sim.n_frames == 7 and sim == load_config("dense", ["n_frames=7"])
