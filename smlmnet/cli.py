@@ -107,13 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "overrides", None) and args.command == "simulate" and args.preset and \
-            "=" in args.preset:
-        # `smlmnet simulate n_frames=5 -o x` : the first override was taken as the preset
+    if args.command == "simulate" and "=" in args.preset:
+        # `smlmnet simulate n_frames=5 -o x`: no preset given, the first word is an override
         args.overrides.insert(0, args.preset)
-        args.preset = "sptpalm_membrane"
-    elif args.command == "simulate" and args.preset and "=" in args.preset:
-        args.overrides = [args.preset]
         args.preset = "sptpalm_membrane"
     from smlmnet.io.atomic import OutputExistsError
     from smlmnet.simulate.params import ConfigError

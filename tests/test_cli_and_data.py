@@ -78,3 +78,13 @@ def test_dataset_refuses_to_truncate_targets():
         assert "max_emitters" in str(err)
     else:
         raise AssertionError("expected an error")
+
+
+def test_simulate_without_preset_takes_overrides(tmp_path):
+    out = tmp_path / "spt"
+    assert main(["simulate", "n_frames=2", "fov.shape_px=[16,16]", "-o", str(out), "-q",
+                 "--no-figure"]) == 0
+    from smlmnet.simulate import load_dataset
+
+    ds = load_dataset(out)
+    assert ds.movie.shape == (2, 16, 16) and ds.config.camera.model == "emccd"
