@@ -4,6 +4,7 @@
     smlmnet simulate PRESET [k=v ...] -o FOLDER
     smlmnet simulate --config FOLDER/config.yaml -o NEW_FOLDER   (regenerate a dataset)
     smlmnet presets                    list the simulation presets
+    smlmnet analyze MOVIE.tif [-o FOLDER]   localize, link and measure diffusion
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _simulate_and_save(cfg, out: Path, figure: bool, progress: bool) -> dict:
               f"{cfg.camera.bit_depth}-bit camera", file=sys.stderr)
     print(f"wrote {out}/: movie.tif emitters.csv tracks.csv config.yaml metadata.json"
           + (" overview.png" if figure else ""))
-    return result.metadata
+    return result
 
 
 def cmd_simulate(args) -> int:
@@ -54,16 +55,99 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def _write_analysis(movie, analysis, out: Path, extra: dict | None = None) -> None:
+    import json
+
+    from smlmnet.io.tables import to_thunderstorm, to_trackpy, write_csv
+    from smlmnet.plotting import plot_analysis_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(to_thunderstorm(analysis.localizations), out / "localizations.csv")
+    write_csv(analysis.tracks, out / "tracks.csv")
+    write_csv(to_trackpy(analysis.tracks, movie.pixel_size_nm), out / "tracks_trackpy.csv")
+    write_csv(analysis.diffusion, out / "diffusion.csv")
+    plot_analysis_report(movie, analysis, out / "report.png")
+    (out / "summary.json").write_text(json.dumps({**analysis.summary, **(extra or {})},
+                                                 indent=2, default=float))
+
+
+def _analysis_components(args, psf_sigma_nm: float):
+    from smlmnet.link import LAPLinker, NearestNeighborLinker
+    from smlmnet.localize import SpotFitLocalizer
+
+    localizer = SpotFitLocalizer(args.localizer, psf_sigma_nm=psf_sigma_nm,
+                                 threshold=args.threshold)
+    link_cls = LAPLinker if args.linker == "lap" else NearestNeighborLinker
+    linker = link_cls(search_radius_nm=args.search_radius_nm, max_gap_frames=args.max_gap)
+    return localizer, linker
+
+
+def cmd_analyze(args) -> int:
+    from smlmnet.io.atomic import atomic_output_dir, check_output_dir
+    from smlmnet.io.tiff import read_movie_tiff
+    from smlmnet.pipeline import analyze_movie
+
+    movie_path = Path(args.movie)
+    out = Path(args.output) if args.output else movie_path.with_name(
+        movie_path.stem + "_smlmnet")
+    if out.resolve() == movie_path.resolve():
+        raise ValueError("the output folder must not be the input movie")
+    check_output_dir(out)
+    movie = read_movie_tiff(movie_path, args.pixel_size_nm, args.frame_time_s, lazy=True)
+    if args.camera:
+        movie.camera = {"model": args.camera, "baseline_adu": args.baseline_adu,
+                        "e_per_adu": args.e_per_adu, "em_gain": args.em_gain, "qe": args.qe,
+                        "read_noise_e": args.read_noise_e}
+    if args.exposure_s is not None:
+        movie.exposure_time_s = args.exposure_s
+    psf = args.psf_sigma_nm or (movie.camera or {}).get("psf_sigma_nm") or 130.0
+    localizer, linker = _analysis_components(args, psf)
+    analysis = analyze_movie(movie, localizer, linker, args.min_length,
+                             0.0 if args.stroboscopic else None, progress=not args.quiet)
+    with atomic_output_dir(out) as tmp:
+        _write_analysis(movie, analysis, tmp, {"movie": str(movie_path)})
+    s = analysis.summary
+    print(f"{s['n_localizations']} localizations, {s['n_tracks']} tracks; wrote {out}/: "
+          "localizations.csv (ThunderSTORM) tracks.csv tracks_trackpy.csv diffusion.csv "
+          "report.png summary.json")
+    return 0
+
+
 def cmd_demo(args) -> int:
+    import json
+
+    from smlmnet.io.atomic import check_output_dir
+
+    from smlmnet.metrics.pipeline import score_analysis
+    from smlmnet.pipeline import analyze_movie
     from smlmnet.simulate import load_config
 
     out = Path(args.output) if args.output else Path("smlmnet_demo") / time.strftime(
         "%Y-%m-%d_%H-%M-%S")
+    check_output_dir(out)
     cfg = load_config("demo", args.overrides)
     print(f"smlmnet {__version__} demo: simulating the 'demo' preset (Brownian, fBM, confined, "
           "directed, anisotropic and switching particles)")
-    _simulate_and_save(cfg, out, figure=True, progress=not args.quiet)
-    print(f"open {out / 'overview.png'} to see the movie with its true tracks and MSD curves")
+    sim = _simulate_and_save(cfg, out / "simulation", figure=True, progress=not args.quiet)
+    localizer, linker = _analysis_components(args, cfg.psf.sigma)
+    analysis = analyze_movie(sim.movie, localizer, linker, progress=not args.quiet)
+    scores = score_analysis(sim, analysis)
+    _write_analysis(sim.movie, analysis, out / "analysis", {"scores": scores})
+    loc, trk = scores["localization"], scores["tracking"]
+    print(f"analysis ({analysis.summary['localizer']} + {analysis.summary['linker']}): "
+          f"{analysis.summary['n_localizations']} localizations, "
+          f"{analysis.summary['n_tracks']} tracks")
+    print(f"  localization vs truth: Jaccard {loc['jaccard [%]']:.1f} %, RMSE "
+          f"{loc['rmse_lateral [nm]']:.1f} nm, efficiency {loc['efficiency [%]']:.1f} %")
+    print(f"  tracking vs truth (PTC, 5 px gate): alpha {trk['alpha']:.3f}, beta "
+          f"{trk['beta']:.3f}, JSC {trk['jsc']:.3f}, JSC_theta {trk['jsc_theta']:.3f}")
+    if "diffusion" in scores and scores["diffusion"]["n_tracks_scored"]:
+        d = scores["diffusion"]
+        print(f"  D (MLE) on {d['n_tracks_scored']} Brownian tracks: relative bias "
+              f"{d['rel_bias_D']:+.2f}, relative RMSE {d['rel_rmse_D']:.2f}")
+    (out / "scores.json").write_text(json.dumps(scores, indent=2))
+    print(f"open {out / 'simulation' / 'overview.png'} (truth) and "
+          f"{out / 'analysis' / 'report.png'} (analysis)")
     return 0
 
 
@@ -100,6 +184,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
 
+    def add_analysis_options(p):
+        p.add_argument("--localizer", choices=["mle", "centroid"], default="mle")
+        p.add_argument("--threshold", type=float, default=5.0,
+                       help="detection threshold in robust noise units")
+        p.add_argument("--linker", choices=["lap", "nn"], default="lap")
+        p.add_argument("--search-radius-nm", type=float, default=500.0)
+        p.add_argument("--max-gap", type=int, default=2, help="frames bridged by gap closing")
+
+    add_analysis_options(sub.choices["demo"])
+
+    p = sub.add_parser("analyze", help="localize, link and estimate diffusion in a TIFF movie")
+    p.add_argument("movie", help="TIFF movie (T, H, W)")
+    p.add_argument("-o", "--output", help="new output folder (default MOVIE_smlmnet/)")
+    p.add_argument("--pixel-size-nm", type=float, help="overrides the TIFF metadata")
+    p.add_argument("--frame-time-s", type=float, help="overrides the TIFF metadata")
+    p.add_argument("--exposure-s", type=float, help="exposure per frame (motion blur)")
+    p.add_argument("--stroboscopic", action="store_true", help="no motion blur (R = 0)")
+    p.add_argument("--camera", choices=["poisson", "scmos", "emccd"],
+                   help="camera model (default: from the TIFF metadata)")
+    p.add_argument("--baseline-adu", type=float, default=100.0)
+    p.add_argument("--e-per-adu", type=float, default=1.0)
+    p.add_argument("--em-gain", type=float, default=1.0)
+    p.add_argument("--qe", type=float, default=1.0)
+    p.add_argument("--read-noise-e", type=float, default=0.0)
+    p.add_argument("--psf-sigma-nm", type=float, help="PSF sigma (default 130 nm)")
+    p.add_argument("--min-length", type=int, default=5,
+                   help="minimal track length for diffusion estimates")
+    p.add_argument("-q", "--quiet", action="store_true")
+    add_analysis_options(p)
+    p.set_defaults(func=cmd_analyze)
+
     p = sub.add_parser("presets", help="list the simulation presets")
     p.set_defaults(func=cmd_presets)
     return parser
@@ -116,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ConfigError, OutputExistsError, FileNotFoundError) as err:
+    except (ConfigError, OutputExistsError, FileNotFoundError, ValueError) as err:
         print(f"smlmnet {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.cm
+import matplotlib.colors
 import matplotlib.ticker
 
 matplotlib.use("Agg")
@@ -74,6 +76,75 @@ def plot_simulation_overview(result, path: str | Path, n_msd_tracks: int = 8,
     ax.set_ylabel("time-averaged MSD [µm²]")
     ax.set_title("MSD of the longest true tracks (dashed: 4Kτ^α)")
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_write_path(path, overwrite=overwrite) as tmp:
+        fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
+    plt.close(fig)
+    return path
+
+
+def _mean_image(frames, max_frames: int = 500, batch: int = 100) -> np.ndarray:
+    n = min(len(frames), max_frames)
+    total = np.zeros(frames.shape[1:], float)
+    for f0 in range(0, n, batch):
+        total += np.asarray(frames[f0:min(f0 + batch, n)], float).sum(axis=0)
+    return total / max(n, 1)
+
+
+def plot_analysis_report(movie, result, path: str | Path, n_msd_tracks: int = 10,
+                         max_lag: int = 10, overwrite: bool = False) -> Path:
+    """Save a 3-panel PNG: tracks over the mean image coloured by D (MLE), MSD curves of the
+    longest tracks with 4Dτ + offset from the MLE, and histograms of log10 D."""
+    a = movie.pixel_size_nm
+    H, W = movie.frames.shape[1:]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5.2))
+    ax = axes[0]
+    ax.imshow(_mean_image(movie.frames), cmap="gray", extent=(0, W, H, 0))
+    diff = result.diffusion.set_index(C.TRACK_ID) if len(result.diffusion) else None
+    dcol = "mle D [um^2/s]"
+    norm = matplotlib.colors.LogNorm(1e-3, 10)
+    cmap = plt.get_cmap("viridis")
+    for tid, g in result.tracks.groupby(C.TRACK_ID):
+        if diff is None or tid not in diff.index or not np.isfinite(diff.loc[tid, dcol]):
+            continue
+        D = max(diff.loc[tid, dcol], 1e-3)
+        ax.plot(g[C.X_NM] / a, g[C.Y_NM] / a, lw=0.8, color=cmap(norm(D)))
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax,
+                 label="D (MLE) [µm²/s]", fraction=0.046)
+    ax.set_title(f"{result.summary.get('n_tracks', 0)} tracks over the mean image")
+    ax.set_xlabel("x [px]")
+    ax.set_ylabel("y [px]")
+
+    ax = axes[1]
+    dt = movie.frame_time_s
+    if diff is not None and len(diff):
+        longest = diff.sort_values("n_points", ascending=False).index[:n_msd_tracks]
+        msd = track_msds(result.tracks[result.tracks[C.TRACK_ID].isin(longest)], max_lag)
+        for i, (tid, g) in enumerate(msd.groupby(C.TRACK_ID)):
+            tau = g["lag"].to_numpy() * dt
+            color = f"C{i % 10}"
+            ax.plot(tau, g["msd"].to_numpy() / 1e6, "o", ms=3, color=color)
+            D, s = diff.loc[tid, dcol], diff.loc[tid, "mle sigma [nm]"] / 1000
+            R = result.summary.get("blur_coefficient_R", 0.0)
+            if np.isfinite(D) and np.isfinite(s):
+                ax.plot(tau, 4 * D * tau + 4 * s**2 - 8 * R * D * dt, "-", color=color, lw=0.8)
+    ax.set_xlabel("lag τ [s]")
+    ax.set_ylabel("time-averaged MSD [µm²]")
+    ax.set_title("MSD of the longest tracks (lines: MLE fit)")
+
+    ax = axes[2]
+    if diff is not None and len(diff):
+        bins = np.linspace(-3.5, 1.5, 41)
+        for col, color in (("mle D [um^2/s]", "C0"), ("cve D [um^2/s]", "C1")):
+            v = diff[col].to_numpy(float) if col in diff else np.array([])
+            v = v[np.isfinite(v) & (v > 0)]
+            ax.hist(np.log10(v), bins=bins, alpha=0.5, color=color,
+                    label=f"{col.split()[0].upper()} (n={len(v)})")
+        ax.legend()
+    ax.set_xlabel("log10 D [µm²/s]")
+    ax.set_ylabel("tracks")
+    ax.set_title("diffusion coefficients")
     fig.tight_layout()
     path = Path(path)
     with atomic_write_path(path, overwrite=overwrite) as tmp:

@@ -1,5 +1,7 @@
 """The command line and the on-the-fly training dataset."""
 
+import json
+
 import numpy as np
 import torch
 
@@ -9,12 +11,19 @@ from smlmnet.simulate import load_config
 
 
 def test_demo_writes_dataset_and_figure(tmp_path, capsys):
-    assert main(["demo", "-o", str(tmp_path / "demo"), "-q", "n_frames=20"]) == 0
+    assert main(["demo", "-o", str(tmp_path / "demo"), "-q", "n_frames=30"]) == 0
     out = capsys.readouterr().out
-    assert "overview.png" in out
+    assert "Jaccard" in out and "JSC" in out
     for name in ("movie.tif", "emitters.csv", "tracks.csv", "config.yaml", "metadata.json",
                  "overview.png"):
-        assert (tmp_path / "demo" / name).stat().st_size > 0
+        assert (tmp_path / "demo" / "simulation" / name).stat().st_size > 0
+    for name in ("localizations.csv", "tracks.csv", "diffusion.csv", "report.png",
+                 "summary.json"):
+        assert (tmp_path / "demo" / "analysis" / name).stat().st_size > 0
+    scores = json.loads((tmp_path / "demo" / "scores.json").read_text())
+    # bright, sparse emitters: the classical pipeline must find most of them
+    assert scores["localization"]["jaccard [%]"] > 70
+    assert scores["tracking"]["alpha"] > 0.5
 
 
 def test_simulate_command_and_errors(tmp_path, capsys):

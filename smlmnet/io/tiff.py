@@ -62,19 +62,28 @@ def read_tiff_calibration(tif: tifffile.TiffFile) -> dict:
 
 
 def read_movie_tiff(path: str | Path, pixel_size_nm: float | None = None,
-                    frame_time_s: float | None = None) -> Movie:
+                    frame_time_s: float | None = None, lazy: bool = False) -> Movie:
     """Read a ``(T, H, W)`` movie and its calibration; arguments override the metadata.
 
     Raises ``ValueError`` naming the problem for files that are not TIFF, have the wrong
     number of dimensions, or lack a pixel size / frame interval that is not given here.
+    With ``lazy=True`` the frames are memory-mapped (uncompressed files) so that a large movie
+    is read frame batch by frame batch instead of being loaded whole.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such movie file: {str(path)!r}")
     try:
         with tifffile.TiffFile(path) as tif:
-            frames = tif.asarray()
             calib = read_tiff_calibration(tif)
+            frames = None
+            if lazy:
+                try:
+                    frames = tifffile.memmap(path, mode="r")
+                except (ValueError, tifffile.TiffFileError):
+                    frames = None  # compressed or non-contiguous: read it whole
+            if frames is None:
+                frames = tif.asarray()
     except tifffile.TiffFileError as err:
         raise ValueError(f"{str(path)!r} is not a readable TIFF file ({err})") from None
     if frames.ndim == 2:

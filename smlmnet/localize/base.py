@@ -31,13 +31,12 @@ def empty_localizations() -> pd.DataFrame:
                          for c in LOCALIZATION_COLUMNS})
 
 
-def electrons_per_adu(movie: Movie) -> tuple[np.ndarray, float, float, float]:
-    """Convert the movie to photo-electrons and give the factors needed for fitting.
+def camera_factors(movie: Movie) -> dict:
+    """How to turn ADU into fit units (photo-electrons, or electrons/2 for EMCCD).
 
-    Returns:
-        ``(electrons (T, H, W) float32, qe, excess, read_var)``: ``excess`` = 2 for EMCCD (the
-        fit runs on electrons/2, which has Poisson-like variance), ``read_var`` the per-pixel
-        read-noise variance in fit units (sCMOS).
+    Returns a dict with ``baseline`` (ADU), ``scale`` (electrons per ADU), ``qe``,
+    ``excess`` (2 for EMCCD: the fit runs on electrons/2, which has Poisson-like variance) and
+    ``read_var`` (per-pixel read-noise variance in fit units, sCMOS).
     """
     cam = dict(movie.camera or {})
     if not cam:
@@ -45,14 +44,14 @@ def electrons_per_adu(movie: Movie) -> tuple[np.ndarray, float, float, float]:
                       "(pass camera settings for correct photon counts)", stacklevel=3)
         cam = {"model": "poisson"}
     model = cam.get("model", "scmos")
-    frames = np.asarray(movie.frames, np.float32)
     if model == "poisson":
-        return frames, 1.0, 1.0, 0.0
+        return {"baseline": 0.0, "scale": 1.0, "qe": 1.0, "excess": 1.0, "read_var": 0.0}
     gain = float(cam.get("em_gain", 1.0)) if model == "emccd" else 1.0
-    e = (frames - float(cam.get("baseline_adu", 0.0))) * float(cam.get("e_per_adu", 1.0)) / gain
     excess = 2.0 if model == "emccd" else 1.0
     read = float(cam.get("read_noise_e", 0.0)) / gain
-    return e, float(cam.get("qe", 1.0)), excess, read**2 / excess
+    return {"baseline": float(cam.get("baseline_adu", 0.0)),
+            "scale": float(cam.get("e_per_adu", 1.0)) / gain, "qe": float(cam.get("qe", 1.0)),
+            "excess": excess, "read_var": read**2 / excess}
 
 
 class Localizer(abc.ABC):
@@ -101,12 +100,14 @@ class SpotFitLocalizer(Localizer):
         a = movie.pixel_size_nm
         sigma_px = self.psf_sigma_nm / a
         half = self.roi_half_px or max(2, int(np.ceil(3 * sigma_px)))
-        electrons, qe, excess, read_var = electrons_per_adu(movie)
+        cam = camera_factors(movie)
+        qe, excess, read_var = cam["qe"], cam["excess"], cam["read_var"]
         tables = []
         bar = tqdm(total=movie.n_frames, desc=f"localizing ({self.name})", unit="frame",
                    disable=not progress, leave=False)
         for f0 in range(0, movie.n_frames, self.batch_frames):
-            chunk = electrons[f0:f0 + self.batch_frames]
+            chunk = (np.asarray(movie.frames[f0:f0 + self.batch_frames], np.float32)
+                     - cam["baseline"]) * cam["scale"]
             spots = detect_spots(chunk, sigma_px, self.threshold, self.min_distance_px)
             if len(spots):
                 rois, corners = extract_rois(chunk, spots, half)

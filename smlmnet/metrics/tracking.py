@@ -81,3 +81,25 @@ def tracking_metrics(true: pd.DataFrame, est: pd.DataFrame, gate_nm: float,
         "spurious": int(spurious.sum()),
     })
     return out
+
+
+def majority_true_track(est: pd.DataFrame, true: pd.DataFrame, tolerance_nm: float,
+                        track_col: str = C.TRACK_ID) -> pd.DataFrame:
+    """For each estimated track, the true track that most of its localizations match
+    (per-frame pairing within ``tolerance_nm``) and the share of them that do.
+
+    Returns columns ``track_id`` (estimated), ``true_track_id``, ``purity``.
+    """
+    from smlmnet.metrics.localization import match_per_frame
+
+    est = est.reset_index(drop=True)
+    true = true.reset_index(drop=True)
+    pairs = match_per_frame(true, est, tolerance_nm)
+    df = pd.DataFrame({"est_track": est.loc[pairs["est_index"], track_col].to_numpy(),
+                       "true_track": true.loc[pairs["true_index"], track_col].to_numpy()})
+    counts = df.value_counts().rename("n").reset_index()
+    best = counts.sort_values("n", ascending=False).drop_duplicates("est_track")
+    sizes = est.groupby(track_col).size()
+    return pd.DataFrame({track_col: best["est_track"].to_numpy(),
+                         "true_track_id": best["true_track"].to_numpy(),
+                         "purity": best["n"].to_numpy() / sizes.loc[best["est_track"]].to_numpy()})

@@ -1,0 +1,14 @@
+"""The community's metrics: SMLM challenge, Particle Tracking Challenge, AnDi, errors of D."""
+
+from smlmnet.metrics.diffusion import (
+    andi2_single_trajectory_scores,
+    changepoint_scores,
+    mae_alpha,
+    msle_K,
+    relative_error_D,
+)
+from smlmnet.metrics.localization import match_per_frame, smlm_metrics
+from smlmnet.metrics.tracking import tracking_metrics
+
+__all__ = ["andi2_single_trajectory_scores", "changepoint_scores", "mae_alpha",
+           "match_per_frame", "msle_K", "relative_error_D", "smlm_metrics", "tracking_metrics"]
