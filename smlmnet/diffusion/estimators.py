@@ -145,27 +145,28 @@ class CVE(DiffusionEstimator):
 
 
 def ma1_negloglik(D, s2, dt, R, spectra) -> float:
-    """−log L of MA(1) displacement runs; ``spectra`` = [(cos_k, y_k² summed over dims, d)]."""
+    """−log L of MA(1) displacement runs; ``spectra`` = (cos_k, y_k² summed over dims, d)
+    concatenated over all runs of a track."""
+    cos_k, y2, d = spectra
     a = 2 * D * dt * (1 - 2 * R) + 2 * s2
     b = 2 * R * D * dt - s2
-    total = 0.0
-    for cos_k, y2, d in spectra:
-        lam = a + 2 * b * cos_k
-        if np.any(lam <= 0):
-            return np.inf
-        total += 0.5 * (d * np.sum(np.log(2 * np.pi * lam)) + np.sum(y2 / lam))
-    return total
+    lam = a + 2 * b * cos_k
+    if np.any(lam <= 0):
+        return np.inf
+    return 0.5 * (d * np.sum(np.log(2 * np.pi * lam)) + np.sum(y2 / lam))
 
 
 def ma1_spectra(runs: list[np.ndarray]):
-    """Sine-transform each displacement run: the covariance is diagonal in this basis."""
-    out = []
+    """Sine-transform each displacement run (the DST-I diagonalizes the tridiagonal Toeplitz
+    covariance of a run); returns the concatenated (cos_k, Σ_dims y_k², d)."""
+    cos_parts, y2_parts = [], []
     for r in runs:
         n = len(r)
         k = np.arange(1, n + 1)
         y = scipy.fft.dst(r, type=1, axis=0, norm="ortho")
-        out.append((np.cos(np.pi * k / (n + 1)), np.sum(y**2, axis=1), r.shape[1]))
-    return out
+        cos_parts.append(np.cos(np.pi * k / (n + 1)))
+        y2_parts.append(np.sum(y**2, axis=1))
+    return np.concatenate(cos_parts), np.concatenate(y2_parts), runs[0].shape[1]
 
 
 class MLE(DiffusionEstimator):

@@ -1,0 +1,77 @@
+"""Linking: exactness of the sparse assignment, gap closing, and LAP vs greedy."""
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from smlmnet.link import LAPLinker, NearestNeighborLinker, solve_sparse_assignment
+from smlmnet.metrics import tracking_metrics
+
+
+def table(points):
+    return pd.DataFrame(points, columns=["frame", "x [nm]", "y [nm]"])
+
+
+def brute_force(i, j, cost, alt):
+    edges = [(a, b, c) for a, b, c in zip(i, j, cost) if c < alt]
+    best = 0.0
+    for r in range(len(edges) + 1):
+        for subset in itertools.combinations(edges, r):
+            if len({e[0] for e in subset}) == r and len({e[1] for e in subset}) == r:
+                best = min(best, sum(c - alt for _, _, c in subset))
+    return best
+
+
+def test_sparse_assignment_is_optimal(rng):
+    for _ in range(30):
+        n = int(rng.integers(2, 6))
+        k = int(rng.integers(1, 9))
+        i, j = rng.integers(0, n, k), rng.integers(0, n, k)
+        key = np.unique(i * 10 + j, return_index=True)[1]
+        i, j, cost = i[key], j[key], rng.uniform(0, 1.2, key.size)
+        a, b = solve_sparse_assignment(i, j, cost, n, n, 1.0)
+        chosen = {(x, y) for x, y in zip(a, b)}
+        lookup = dict(zip(zip(i, j), cost))
+        total = sum(lookup[e] - 1.0 for e in chosen)
+        assert len(set(a)) == len(a) and len(set(b)) == len(b)
+        assert total == pytest.approx(brute_force(i, j, cost, 1.0))
+
+
+def test_lap_beats_greedy_on_an_ambiguous_crossing():
+    # frame 0: A at 0, B at 100; frame 1: at 60 and 170. Greedy takes the closest pair
+    # B→60 (40 nm) and leaves A→170 beyond reach; LAP links A→60 and B→170 (60 + 70).
+    locs = table([(0, 0, 0), (0, 100, 0), (1, 60, 0), (1, 170, 0)])
+    lap = LAPLinker(search_radius_nm=150, max_gap_frames=0).link(locs)
+    nn = NearestNeighborLinker(search_radius_nm=150).link(locs)
+    assert lap["track_id"].nunique() == 2
+    assert nn["track_id"].nunique() == 3
+
+
+def test_gap_closing_bridges_missing_frames():
+    locs = table([(0, 0, 0), (1, 10, 0), (4, 20, 0), (5, 30, 0)])  # frames 2 and 3 missing
+    assert LAPLinker(100, max_gap_frames=2).link(locs)["track_id"].nunique() == 1
+    assert LAPLinker(100, max_gap_frames=1).link(locs)["track_id"].nunique() == 2
+
+
+def test_lap_recovers_sparse_brownian_tracks(rng):
+    n, T = 40, 50
+    start = rng.uniform(0, 50_000, (n, 1, 2))
+    pos = start + np.cumsum(rng.normal(0, 60, (n, T, 2)), axis=1)
+    truth = pd.DataFrame({"track_id": np.repeat(np.arange(n), T), "frame": np.tile(np.arange(T), n),
+                          "x [nm]": pos[..., 0].ravel(), "y [nm]": pos[..., 1].ravel()})
+    keep = rng.random(len(truth)) > 0.1  # 10 % missed detections
+    truth = truth[keep].reset_index(drop=True)
+    est = LAPLinker(400, max_gap_frames=3).link(truth.drop(columns="track_id"))
+    m = tracking_metrics(truth, est, gate_nm=500)
+    assert m["alpha"] > 0.97 and m["jsc_theta"] > 0.9
+
+
+def test_linker_rejects_bad_tables():
+    with pytest.raises(ValueError, match="lacks column"):
+        LAPLinker().link(pd.DataFrame({"frame": [0]}))
+    with pytest.raises(ValueError, match="NaN"):
+        LAPLinker().link(table([(0, np.nan, 0)]))
+    with pytest.raises(ValueError, match="search_radius_nm"):
+        LAPLinker(search_radius_nm=0)
