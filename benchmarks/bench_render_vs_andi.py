@@ -158,7 +158,7 @@ def main(argv=None):
         "psf": {"sigma_nm": 100.0 * cal["sigma_px"]},
         "background": {"photons_per_px": bg}, "camera": {"model": "poisson"}})
     e2e = []
-    for r in range(args.smlmnet_repeats):
+    for _ in range(args.smlmnet_repeats):
         t0 = time.perf_counter()
         simulate(cfg)
         e2e.append(time.perf_counter() - t0)

@@ -117,7 +117,6 @@ def cmd_demo(args) -> int:
     import json
 
     from smlmnet.io.atomic import check_output_dir
-
     from smlmnet.metrics.pipeline import score_analysis
     from smlmnet.pipeline import analyze_movie
     from smlmnet.simulate import load_config

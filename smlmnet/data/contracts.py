@@ -83,9 +83,12 @@ class Movie:
             )
         if 0 in frames.shape:
             raise ValueError(f"Movie is empty: shape {frames.shape}")
-        if not np.issubdtype(frames.dtype, np.number) or np.issubdtype(frames.dtype, np.complexfloating):
+        dtype = frames.dtype
+        if not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating):
             raise ValueError(f"Movie frames must be real numbers; got dtype {frames.dtype}")
-        if np.issubdtype(frames.dtype, np.floating) and not np.isfinite(frames).all():
+        # memory-mapped movies are checked batch by batch where they are read
+        in_memory = not isinstance(frames, np.memmap)
+        if in_memory and np.issubdtype(dtype, np.floating) and not np.isfinite(frames).all():
             raise ValueError("Movie contains NaN or infinite pixel values")
         if not (np.isfinite(self.pixel_size_nm) and self.pixel_size_nm > 0):
             raise ValueError(f"pixel_size_nm must be a positive number; got {self.pixel_size_nm}")

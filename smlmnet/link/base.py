@@ -11,8 +11,6 @@ import abc
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from smlmnet.data import contracts as C
@@ -30,17 +28,6 @@ def check_localizations(locs: pd.DataFrame) -> None:
         raise ValueError("frames must be 0-based non-negative integers")
 
 
-def candidate_pairs(frames_a, xy_a, frames_b, xy_b, lag, radius):
-    """All (a, b) with frame_b − frame_a == lag and distance ≤ radius; returns (ia, ib, d²)."""
-    if len(frames_a) == 0 or len(frames_b) == 0:
-        return (np.zeros(0, np.int64),) * 2 + (np.zeros(0),)
-    gap = 4.0 * radius + 1.0
-    pa = np.column_stack([xy_a, frames_a * gap])
-    pb = np.column_stack([xy_b, (frames_b - lag) * gap])
-    m = cKDTree(pa).sparse_distance_matrix(cKDTree(pb), radius, output_type="coo_matrix")
-    return m.row.astype(np.int64), m.col.astype(np.int64), m.data**2
-
-
 class Linker(abc.ABC):
     """Links localizations into tracks."""
 
@@ -52,12 +39,13 @@ class Linker(abc.ABC):
 
 
 class FrameToFrameLinker(Linker):
-    """Frame-to-frame assignment, then gap closing over up to ``max_gap_frames`` missing
-    frames (u-track / TrackMate scheme).
+    """Frame-by-frame assignment in which tracks that were missed for up to
+    ``max_gap_frames`` frames stay candidates (gap closing inside the assignment, so a
+    returning emitter competes with new ones on equal terms).
 
     Args:
         search_radius_nm: largest displacement between consecutive frames.
-        max_gap_frames: largest number of missing frames bridged by gap closing (0 = none).
+        max_gap_frames: largest number of missing frames bridged (0 = none).
         gap_radius_scaling: ``"none"`` (same radius across a gap, as trackpy's memory and
             laptrack) or ``"brownian"`` (radius × √(frames spanned), cost d²/frames spanned).
         greedy: nearest-neighbour (cheapest first) instead of the optimal assignment.
@@ -85,52 +73,67 @@ class FrameToFrameLinker(Linker):
     def link(self, locs: pd.DataFrame) -> pd.DataFrame:
         check_localizations(locs)
         out = locs.sort_values(C.FRAME, kind="stable").reset_index(drop=True)
-        n = len(out)
-        if n == 0:
+        if len(out) == 0:
             out[C.TRACK_ID] = pd.Series(dtype="int64")
             return out
         frames = out[C.FRAME].to_numpy(np.int64)
         xy = out[[C.X_NM, C.Y_NM]].to_numpy(float)
-        r = self.search_radius_nm
-        alt = self.alternative_factor * r**2
-        # 1) frame to frame
-        ia, ib, c = candidate_pairs(frames, xy, frames, xy, 1, r)
-        src, dst = solve_sparse_assignment(ia, ib, c, n, n, alt, self.greedy)
-        successor = np.full(n, -1)
-        successor[src] = dst
-        has_pred = np.zeros(n, bool)
-        has_pred[dst] = True
-        # 2) gap closing between segment ends (no successor) and starts (no predecessor)
-        if self.max_gap_frames > 0:
-            ends = np.flatnonzero(successor < 0)
-            starts = np.flatnonzero(~has_pred)
-            gi, gj, gc = [], [], []
-            for lag in range(2, self.max_gap_frames + 2):
-                scale = np.sqrt(lag) if self.gap_radius_scaling == "brownian" else 1.0
-                a, b, d2 = candidate_pairs(frames[ends], xy[ends], frames[starts], xy[starts],
-                                           lag, r * scale)
-                gi.append(a)
-                gj.append(b)
-                gc.append(d2 / lag if self.gap_radius_scaling == "brownian" else d2)
-            a, b = solve_sparse_assignment(np.concatenate(gi), np.concatenate(gj),
-                                           np.concatenate(gc), len(ends), len(starts), alt,
-                                           self.greedy)
-            src = np.concatenate([src, ends[a]])
-            dst = np.concatenate([dst, starts[b]])
-        # 3) track ids = connected components of the chosen links
-        graph = coo_matrix((np.ones(src.size), (src, dst)), shape=(n, n))
-        _, label = connected_components(graph, directed=False)
-        # number tracks in order of their first localization
-        first = np.full(label.max() + 1, n)
-        np.minimum.at(first, label, np.arange(n))
-        rank = np.empty_like(first)
-        rank[np.argsort(first, kind="stable")] = np.arange(first.size)
-        out[C.TRACK_ID] = rank[label].astype(np.int64)
+        out[C.TRACK_ID] = self._link_frames(frames, xy)
         return out
+
+    def _link_frames(self, frames: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        """Track label of every localization (inputs sorted by frame)."""
+        n = len(frames)
+        r = self.search_radius_nm
+        G = self.max_gap_frames
+        brownian = self.gap_radius_scaling == "brownian"
+        r_max = r * (np.sqrt(G + 1) if brownian else 1.0)
+        alt = self.alternative_factor * r**2
+        labels = np.full(n, -1, np.int64)
+        bounds = np.flatnonzero(np.diff(frames)) + 1
+        starts = np.concatenate([[0], bounds])
+        stops = np.concatenate([bounds, [n]])
+        # state of live tracks: id, last frame, last localization
+        act_id = np.zeros(0, np.int64)
+        act_frame = np.zeros(0, np.int64)
+        act_loc = np.zeros(0, np.int64)
+        next_id = 0
+        for a, b in zip(starts, stops):
+            t = frames[a]
+            keep = act_frame >= t - 1 - G
+            act_id, act_frame, act_loc = act_id[keep], act_frame[keep], act_loc[keep]
+            idx = np.arange(a, b)
+            assigned = np.zeros(b - a, bool)
+            if act_id.size:
+                m = cKDTree(xy[act_loc]).sparse_distance_matrix(cKDTree(xy[idx]), r_max,
+                                                                output_type="coo_matrix")
+                i, j, d2 = m.row, m.col, m.data**2
+                lag = (t - act_frame[i]).astype(float)
+                if brownian:
+                    cost = d2 / lag
+                    ok = d2 <= r**2 * lag
+                else:
+                    cost = d2
+                    ok = d2 <= r**2
+                si, sj = solve_sparse_assignment(i[ok], j[ok], cost[ok], act_id.size, b - a,
+                                                 alt, self.greedy)
+                labels[idx[sj]] = act_id[si]
+                act_frame[si] = t
+                act_loc[si] = idx[sj]
+                assigned[sj] = True
+            new = idx[~assigned]
+            labels[new] = np.arange(next_id, next_id + new.size)
+            next_id += new.size
+            act_id = np.concatenate([act_id, labels[new]])
+            act_frame = np.concatenate([act_frame, np.full(new.size, t)])
+            act_loc = np.concatenate([act_loc, new])
+        return labels
 
 
 class LAPLinker(FrameToFrameLinker):
-    """Optimal (LAP) frame-to-frame linking with gap closing, u-track/TrackMate style."""
+    """Optimal (LAP) frame-to-frame linking with gap closing: in every frame, the assignment
+    that minimizes the summed squared displacements plus birth/death costs (u-track/TrackMate
+    cost structure), solved exactly on the sparse candidate graph."""
 
     def __init__(self, search_radius_nm: float = 500.0, max_gap_frames: int = 2,
                  gap_radius_scaling: str = "none", alternative_factor: float = 1.05) -> None:

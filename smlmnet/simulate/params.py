@@ -68,7 +68,8 @@ def param_bounds(spec, where: str) -> tuple[float, float]:
             extra = keys - {"low", "high", "log"}
             if extra:
                 raise ConfigError(f"{where}: unknown keys {sorted(extra)} beside 'low'/'high'")
-            low, high = _as_float(spec["low"], f"{where}.low"), _as_float(spec["high"], f"{where}.high")
+            low = _as_float(spec["low"], f"{where}.low")
+            high = _as_float(spec["high"], f"{where}.high")
             if high < low:
                 raise ConfigError(f"{where}: high={high} is smaller than low={low}")
             if spec.get("log", False) and low <= 0:
