@@ -60,7 +60,7 @@ class LaptrackLinker(Linker):
         check_localizations(locs)
         out = locs.sort_values(C.FRAME, kind="stable").reset_index(drop=True)
         df = pd.DataFrame({"x": out[C.X_NM].to_numpy(), "y": out[C.Y_NM].to_numpy(),
-                           "frame": out[C.FRAME].to_numpy()})
+                           "frame": out[C.FRAME].to_numpy(), "row": np.arange(len(out))})
         r2 = self.search_radius_nm**2
         kwargs = dict(cutoff=r2, splitting_cutoff=False, merging_cutoff=False)
         if self.max_gap_frames > 0:
@@ -74,6 +74,9 @@ class LaptrackLinker(Linker):
             kwargs["track_cost_cutoff"] = kwargs.pop("cutoff")
             lt = laptrack.LapTrack(**kwargs)
         track_df, _, _ = lt.predict_dataframe(df, ["x", "y"], frame_col="frame",
-                                              only_coordinate_cols=True)
-        out[C.TRACK_ID] = track_df["track_id"].to_numpy().astype(np.int64)
+                                              only_coordinate_cols=False)
+        # laptrack returns rows in its graph's order: map them back through our row number;
+        # without splits and merges, a tree is one gap-closed track
+        track_df = track_df.sort_values("row")
+        out[C.TRACK_ID] = track_df["tree_id"].to_numpy().astype(np.int64)
         return out

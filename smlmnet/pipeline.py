@@ -9,7 +9,7 @@ import pandas as pd
 
 from smlmnet.data import contracts as C
 from smlmnet.data.contracts import Movie
-from smlmnet.diffusion.estimators import diffusion_table
+from smlmnet.diffusion.estimators import diffusion_table, ensemble_cve
 from smlmnet.link.base import LAPLinker, Linker
 from smlmnet.localize.base import Localizer, SpotFitLocalizer
 
@@ -77,6 +77,10 @@ def analyze_movie(movie: Movie, localizer: Localizer | None = None,
         "blur_coefficient_R": float(blur_R),
         "localizer": localizer.name, "linker": linker.name,
     }
+    if len(long_tracks):
+        ens = ensemble_cve(long_tracks, movie.frame_time_s, blur_R)
+        summary["ensemble CVE D [um^2/s]"] = ens["D [um^2/s]"]
+        summary["ensemble CVE sigma [nm]"] = ens["sigma [nm]"]
     for col in ("mle D [um^2/s]", "cve D [um^2/s]"):
         if col in diff and diff[col].notna().any():
             summary[f"median {col}"] = float(diff[col].median())

@@ -107,3 +107,17 @@ def test_diffusion_table_and_bad_input(rng):
     dup = pd.concat([df.iloc[:3], df.iloc[:1]])
     with pytest.raises(ValueError, match="two positions in one frame"):
         CVE().estimate(dup, 0.02)
+
+
+def test_ensemble_cve_pools_tracks(rng):
+    from smlmnet.diffusion.estimators import ensemble_cve
+
+    D, dt = 0.2, 0.02
+    df, R = blurred_tracks(rng, D, dt, 100, 30, 0.03)
+    ens = ensemble_cve(df, dt, R)
+    n = ens["n_displacements"]
+    assert n == 100 * 29
+    eps = 0.03**2 / (D * dt) - 2 * R
+    # CVE variance (6 + 4ε + 2ε²)/(N d) with N the pooled number of displacements
+    assert abs(ens["D [um^2/s]"] / D - 1) < 5 * np.sqrt((6 + 4 * eps + 2 * eps**2) / (2 * n))
+    assert abs(ens["sigma [nm]"] - 30) < 3

@@ -75,3 +75,19 @@ def test_linker_rejects_bad_tables():
         LAPLinker().link(table([(0, np.nan, 0)]))
     with pytest.raises(ValueError, match="search_radius_nm"):
         LAPLinker(search_radius_nm=0)
+
+
+@pytest.mark.parametrize("peer", ["trackpy", "laptrack"])
+def test_peer_adapters_agree_on_an_easy_case(peer, rng):
+    pytest.importorskip(peer)
+    from smlmnet.peers import LaptrackLinker, TrackpyLinker
+
+    cls = TrackpyLinker if peer == "trackpy" else LaptrackLinker
+    n, T = 10, 20
+    pos = rng.uniform(0, 20_000, (n, 1, 2)) + np.cumsum(rng.normal(0, 50, (n, T, 2)), axis=1)
+    truth = pd.DataFrame({"track_id": np.repeat(np.arange(n), T),
+                          "frame": np.tile(np.arange(T), n),
+                          "x [nm]": pos[..., 0].ravel(), "y [nm]": pos[..., 1].ravel()})
+    truth = truth.sample(frac=1.0, random_state=0)  # row order must not matter
+    est = cls(400, 2).link(truth.drop(columns="track_id"))
+    assert tracking_metrics(truth, est, 500)["alpha"] == pytest.approx(1.0)

@@ -284,3 +284,28 @@ def crlb_relative_std_D(n_steps, eps=0.0, dims: int = 2, sigma_known: bool = Fal
     if sigma_known:
         return np.sqrt(base * (1 + 2 * eps) ** 1.5 / (1 + eps))
     return np.sqrt(base * (1 + 2 * np.sqrt(1 + 2 * eps)))
+
+
+def ensemble_cve(tracks: pd.DataFrame, frame_time_s: float, blur_R: float = 0.0,
+                 track_col: str = C.TRACK_ID) -> dict[str, float]:
+    """Population D and σ from the CVE moments pooled over all tracks (each displacement and
+    each pair of consecutive displacements counts once), for a homogeneous population; with
+    the standard error of D̂ from the per-track spread."""
+    sq, prods, per_track = [], [], []
+    for _, frames, xy in _tracks(tracks, track_col):
+        runs = consecutive_displacements(frames, xy)
+        for r in runs:
+            sq.append(r**2)
+            if len(r) >= 2:
+                prods.append(r[1:] * r[:-1])
+        if runs:
+            per_track.append(len(runs))
+    if not sq or not prods:
+        return {"D [um^2/s]": np.nan, "sigma [nm]": np.nan, "n_displacements": 0}
+    m2 = np.concatenate(sq).mean()
+    m11 = np.concatenate(prods).mean()
+    D = m2 / (2 * frame_time_s) + m11 / frame_time_s
+    s2 = blur_R * m2 + (2 * blur_R - 1) * m11
+    n = int(sum(len(s) for s in sq))
+    return {"D [um^2/s]": float(D), "sigma [nm]": float(np.sqrt(s2) * 1000) if s2 >= 0 else
+            np.nan, "n_displacements": n}

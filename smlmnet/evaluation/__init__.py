@@ -1,0 +1,23 @@
+"""Benchmark runners behind ``evaluate.py`` (one per ``configs/benchmark`` kind)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+
+def run_benchmark(cfg: DictConfig, out_dir: str | Path):
+    """Run ``cfg.benchmark`` (its ``kind`` picks the runner) and write its report."""
+    from smlmnet.evaluation import diffusion, linking, localization
+
+    runners = {"localization_crlb": localization.run_crlb,
+               "localization": localization.run_movie,
+               "linking": linking.run,
+               "diffusion_epsilon": diffusion.run_epsilon,
+               "andi_alpha": diffusion.run_andi_alpha}
+    kind = cfg.benchmark.kind
+    if kind not in runners:
+        raise ValueError(f"unknown benchmark kind {kind!r}; choose from {sorted(runners)}")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return runners[kind](cfg.benchmark, out_dir)
