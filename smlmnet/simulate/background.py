@@ -6,6 +6,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from smlmnet.simulate.config import BackgroundConfig
+from smlmnet.simulate.params import sample_param
 
 
 def background_image(rng: np.random.Generator, cfg: BackgroundConfig,
@@ -18,6 +19,8 @@ def background_image(rng: np.random.Generator, cfg: BackgroundConfig,
     """
     h, w = shape_hw
     b = cfg.photons_per_px
+    if not isinstance(b, (int, float)):
+        b = float(sample_param(b, rng, 1)[0])
     if cfg.pattern == "uniform" or cfg.variation == 0:
         return np.full((h, w), float(b))
     if cfg.pattern == "gradient":

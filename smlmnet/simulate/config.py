@@ -79,11 +79,13 @@ class ParticlesConfig:
     """How many particles and how they move.
 
     n: exact number of particles in the simulated area (field of view + margin); if ``None``
-    it is ``round(density_per_um2 × area)``.
+    it is ``round(density_per_um2 × area)``. ``density_per_um2`` may be a parameter spec
+    (e.g. ``{low: 0.1, high: 3}``): one density is then drawn per simulated movie, which
+    spreads training data over densities.
     """
 
     n: int | None = None
-    density_per_um2: float = 0.1
+    density_per_um2: Any = 0.1
     motions: list = field(default_factory=lambda: [MotionConfig()])
 
 
@@ -125,13 +127,14 @@ class PSFConfig:
 
 @dataclass
 class BackgroundConfig:
-    """Background in photons per pixel per frame.
+    """Background in photons per pixel per frame (``photons_per_px`` may be a parameter spec:
+    one level is drawn per simulated movie).
 
     pattern: ``uniform``; ``gradient`` (linear ramp along x, ±variation around the mean);
     ``blobs`` (smooth random cell-like autofluorescence, peak +variation × mean).
     """
 
-    photons_per_px: float = 10.0
+    photons_per_px: Any = 10.0
     pattern: str = "uniform"
     variation: float = 0.0
 
@@ -367,7 +370,7 @@ def _validate(cfg: SimulationConfig) -> None:
     if p.n is not None:
         _integer(p.n, "particles.n", 0)
     else:
-        _positive(p.density_per_um2, "particles.density_per_um2", allow_zero=True)
+        check_param(p.density_per_um2, "particles.density_per_um2", low=0)
     for i, m in enumerate(p.motions):
         _validate_motion(m, f"particles.motions[{i}]")
     if sum(m.weight for m in p.motions) <= 0:
@@ -392,7 +395,7 @@ def _validate(cfg: SimulationConfig) -> None:
         _positive(cfg.psf.wavelength_nm, "psf.wavelength_nm")
         _positive(cfg.psf.numerical_aperture, "psf.numerical_aperture")
     # background
-    _positive(cfg.background.photons_per_px, "background.photons_per_px", allow_zero=True)
+    check_param(cfg.background.photons_per_px, "background.photons_per_px", low=0)
     _choice(cfg.background.pattern, "background.pattern", ("uniform", "gradient", "blobs"))
     _positive(cfg.background.variation, "background.variation", allow_zero=True)
     if cfg.background.pattern == "gradient" and cfg.background.variation > 1:

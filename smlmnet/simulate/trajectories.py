@@ -218,13 +218,22 @@ def _population(rng: np.random.Generator, m: MotionConfig, x0: np.ndarray, n_fra
     )
 
 
-def n_particles(cfg: SimulationConfig) -> int:
-    """Number of particles in the simulated area (field of view grown by the margin)."""
+def n_particles(cfg: SimulationConfig, rng: np.random.Generator | None = None) -> int:
+    """Number of particles in the simulated area (field of view grown by the margin).
+
+    A density given as a distribution is drawn with ``rng`` (required then)."""
     if cfg.particles.n is not None:
         return int(cfg.particles.n)
     w, h = cfg.fov_size_um
     m = cfg.fov.margin_um
-    return int(round(cfg.particles.density_per_um2 * (w + 2 * m) * (h + 2 * m)))
+    spec = cfg.particles.density_per_um2
+    if isinstance(spec, (int, float)):
+        density = float(spec)
+    else:
+        if rng is None:
+            raise ValueError("a random density needs a random generator")
+        density = float(sample_param(spec, rng, 1)[0])
+    return int(round(density * (w + 2 * m) * (h + 2 * m)))
 
 
 def simulate_trajectories(cfg: SimulationConfig, rng: np.random.Generator) -> Trajectories:
@@ -232,7 +241,7 @@ def simulate_trajectories(cfg: SimulationConfig, rng: np.random.Generator) -> Tr
 
     Particles are split among ``cfg.particles.motions`` by their weights.
     """
-    n = n_particles(cfg)
+    n = n_particles(cfg, rng)
     F, S, dt = cfg.n_frames, cfg.substeps, cfg.substep_time_s
     w, h = cfg.fov_size_um
     margin = cfg.fov.margin_um
@@ -246,8 +255,7 @@ def simulate_trajectories(cfg: SimulationConfig, rng: np.random.Generator) -> Tr
     frame_alpha = np.empty((n, F))
     frame_state = np.zeros((n, F), dtype=np.int64)
     frame_class = np.empty((n, F), dtype=np.int64)
-    table = pd.DataFrame({C.TRACK_ID: np.arange(n), "population": population,
-                          "model": np.array([motions[p].model for p in population], dtype=object)})
+    columns: dict[str, np.ndarray] = {}
     for p, m in enumerate(motions):
         idx = np.flatnonzero(population == p)
         if idx.size == 0:
@@ -259,7 +267,10 @@ def simulate_trajectories(cfg: SimulationConfig, rng: np.random.Generator) -> Tr
         frame_state[idx] = out["state"]
         frame_class[idx] = out["motion_class"]
         for key, values in out["params"].items():
-            if key not in table:
-                table[key] = np.nan
-            table.loc[idx, key] = values
+            if key not in columns:
+                columns[key] = np.full(n, np.nan)
+            columns[key][idx] = values
+    table = pd.DataFrame({C.TRACK_ID: np.arange(n), "population": population,
+                          "model": np.array([motions[p].model for p in population], dtype=object),
+                          **columns})
     return Trajectories(positions, S, dt, frame_D, frame_alpha, frame_state, frame_class, table)

@@ -1,0 +1,1 @@
+"""Lightning wrappers and data modules for smlmnet's learned models."""

@@ -1,0 +1,123 @@
+"""DECODE-style localizer: model, loss, post-processing, training entry point, shipping."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from smlmnet.data.datasets import SimulatedMovieDataset
+from smlmnet.localize.decode_loss import decode_loss
+from smlmnet.localize.decode_net import DecodeNet
+from smlmnet.localize.decode_post import detect_emitters
+from smlmnet.models.localizer_module import middle_frame_targets
+from smlmnet.simulate import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def toy_batch(n=4, shape=(16, 16)):
+    ds = SimulatedMovieDataset(load_config("decode_sptpalm"), 3, shape, n, seed=3)
+    return next(iter(torch.utils.data.DataLoader(ds, batch_size=n)))
+
+
+def test_network_shapes_and_odd_sizes():
+    net = DecodeNet(base=4, depth=2)
+    out = net(torch.rand(2, 3, 21, 18) * 100)
+    assert out["p"].shape == (2, 21, 18)
+    assert set(out) >= {"p", "photons", "dx", "dy", "sigma_x", "sigma_y", "background"}
+    assert (out["p"] >= 0).all() and (out["p"] <= 1).all()
+    assert out["dx"].abs().max() <= 1
+    with pytest.raises(ValueError, match="expected"):
+        net(torch.rand(2, 2, 16, 16))
+    with pytest.raises(ValueError, match="odd"):
+        DecodeNet(n_frames=2)
+
+
+def test_loss_decreases_on_a_fixed_batch():
+    torch.manual_seed(0)
+    batch = toy_batch()
+    net = DecodeNet(base=8, depth=1)
+    em, mask = middle_frame_targets(batch, 3)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        out = net(batch["frames"])
+        loss = decode_loss(out, em, mask, batch["background"], net.photon_scale,
+                           net.input_scale)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.isfinite(losses).all()
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+
+
+def test_post_processing_finds_known_emitters():
+    H = W = 20
+    p = torch.zeros(1, H, W)
+    p[0, 5, 7] = 0.9                      # isolated
+    p[0, 12, 3], p[0, 12, 4] = 0.45, 0.4  # one emitter split over two pixels
+    p[0, 15, 15] = 0.2                    # too weak
+    out = {"p": p, "dx": torch.full((1, H, W), 0.25), "dy": torch.full((1, H, W), -0.1),
+           "photons": torch.full((1, H, W), 500.0), "sigma_x": torch.ones(1, H, W),
+           "sigma_y": torch.ones(1, H, W), "sigma_photons": torch.ones(1, H, W),
+           "background": torch.full((1, H, W), 10.0)}
+    det = detect_emitters(out, threshold=0.6, second_threshold=0.6)
+    found = np.array(sorted(zip(det["x"].tolist(), det["y"].tolist())))
+    assert found == pytest.approx(np.array([(3.75, 12.4), (7.75, 5.4)]))
+    assert det["p"].max() <= 1.0
+
+
+def compose_train(overrides):
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
+        return compose("train", overrides=overrides, return_hydra_config=True)
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (
+    ROOT / "configs" / "experiment").glob("*.yaml")))
+def test_every_experiment_instantiates(experiment):
+    cfg = compose_train([f"experiment={experiment}", "data.num_workers=0",
+                         "data.train_items=4", "data.val_items=4",
+                         "hydra.runtime.output_dir=/tmp/smlmnet_test"])
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().set_config(cfg)
+    model = instantiate(cfg.model)
+    data = instantiate(cfg.data)
+    assert isinstance(model.net, DecodeNet)
+    assert len(data.val_set) == 4
+
+
+def test_train_fast_dev_run(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "experiment=localizer_micro",
+         f"hydra.run.dir={tmp_path}", "+trainer.fast_dev_run=true"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "train/loss" in proc.stdout
+
+
+def test_export_and_load_roundtrip_gives_identical_outputs(tmp_path):
+    from smlmnet.localize.decode_localizer import DecodeLocalizer
+    from smlmnet.pretrained import export_model, load_model
+    from smlmnet.simulate import simulate
+
+    torch.manual_seed(1)
+    kwargs = {"n_frames": 3, "base": 4, "depth": 1, "input_scale": 50.0,
+              "photon_scale": 5000.0}
+    net = DecodeNet(**kwargs).eval()
+    export_model(net, kwargs, tmp_path / "m", {"thresholds": {"threshold": 0.5}}, "# card")
+    back, info = load_model(tmp_path / "m")
+    x = torch.rand(2, 3, 16, 16) * 100
+    with torch.inference_mode():
+        a, b = net(x), back(x)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    movie = simulate(load_config("decode_sptpalm", ["n_frames=5"])).movie
+    loc = DecodeLocalizer(back, threshold=info["thresholds"]["threshold"])
+    assert loc.localize(movie).columns[0] == "frame"
