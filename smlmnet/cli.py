@@ -71,12 +71,22 @@ def _write_analysis(movie, analysis, out: Path, extra: dict | None = None) -> No
                                                  indent=2, default=float))
 
 
-def _analysis_components(args, psf_sigma_nm: float):
+def _analysis_components(args, psf_sigma_nm: float, pixel_size_nm: float):
     from smlmnet.link import LAPLinker, NearestNeighborLinker
     from smlmnet.localize import SpotFitLocalizer
 
-    localizer = SpotFitLocalizer(args.localizer, psf_sigma_nm=psf_sigma_nm,
-                                 threshold=args.threshold)
+    if args.localizer == "decode":
+        from smlmnet.localize.decode_localizer import DecodeLocalizer
+
+        localizer = DecodeLocalizer.from_pretrained(args.model)
+        trained_px = localizer.info.get("pixel_size_nm", pixel_size_nm)
+        if abs(pixel_size_nm / trained_px - 1) > 0.1:
+            print(f"warning: model {args.model!r} was trained for {trained_px:g} nm pixels, "
+                  f"the movie has {pixel_size_nm:g} nm; consider --localizer mle or a model "
+                  "trained for this pixel size", file=sys.stderr)
+    else:
+        localizer = SpotFitLocalizer(args.localizer, psf_sigma_nm=psf_sigma_nm,
+                                     threshold=args.threshold)
     link_cls = LAPLinker if args.linker == "lap" else NearestNeighborLinker
     linker = link_cls(search_radius_nm=args.search_radius_nm, max_gap_frames=args.max_gap)
     return localizer, linker
@@ -101,7 +111,7 @@ def cmd_analyze(args) -> int:
     if args.exposure_s is not None:
         movie.exposure_time_s = args.exposure_s
     psf = args.psf_sigma_nm or (movie.camera or {}).get("psf_sigma_nm") or 130.0
-    localizer, linker = _analysis_components(args, psf)
+    localizer, linker = _analysis_components(args, psf, movie.pixel_size_nm)
     analysis = analyze_movie(movie, localizer, linker, args.min_length,
                              0.0 if args.stroboscopic else None, progress=not args.quiet)
     with atomic_output_dir(out) as tmp:
@@ -128,7 +138,7 @@ def cmd_demo(args) -> int:
     print(f"smlmnet {__version__} demo: simulating the 'demo' preset (Brownian, fBM, confined, "
           "directed, anisotropic and switching particles)")
     sim = _simulate_and_save(cfg, out / "simulation", figure=True, progress=not args.quiet)
-    localizer, linker = _analysis_components(args, cfg.psf.sigma)
+    localizer, linker = _analysis_components(args, cfg.psf.sigma, cfg.fov.pixel_size_nm)
     analysis = analyze_movie(sim.movie, localizer, linker, progress=not args.quiet)
     scores = score_analysis(sim, analysis)
     _write_analysis(sim.movie, analysis, out / "analysis", {"scores": scores})
@@ -184,9 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     def add_analysis_options(p):
-        p.add_argument("--localizer", choices=["mle", "centroid"], default="mle")
+        p.add_argument("--localizer", choices=["decode", "mle", "centroid"], default="decode",
+                       help="decode: the shipped network (default); mle/centroid: classical "
+                       "fits")
+        p.add_argument("--model", default="decode_sptpalm",
+                       help="shipped model name or model folder for --localizer decode")
         p.add_argument("--threshold", type=float, default=5.0,
-                       help="detection threshold in robust noise units")
+                       help="mle/centroid detection threshold in robust noise units")
         p.add_argument("--linker", choices=["lap", "nn"], default="lap")
         p.add_argument("--search-radius-nm", type=float, default=500.0)
         p.add_argument("--max-gap", type=int, default=2, help="frames bridged by gap closing")

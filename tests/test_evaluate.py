@@ -12,7 +12,11 @@ from smlmnet.evaluation import run_benchmark
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "localization_crlb": ["benchmark.n_spots=200"],
-    "localization": ["benchmark.densities=[0.5]", "benchmark.simulation.overrides=['n_frames=3']"],
+    "localization": ["benchmark.densities=[0.5]",
+                     "benchmark.simulation.overrides=['n_frames=3']"],
+    "decode": ["benchmark.regimes.0.overrides=['n_frames=3','fov.shape_px=[32,32]',"
+               "'particles.motions=[{model: immobile}]']",
+               "benchmark.regimes.1.overrides=['n_frames=3','fov.shape_px=[32,32]']"],
     "linking": ["benchmark.densities=[1.5]",
                 "benchmark.simulation.overrides=['n_frames=20','fov.shape_px=[32,32]']",
                 "benchmark.scaling.n_locs=500", "benchmark.scaling.n_frames=20",

@@ -13,6 +13,7 @@ def run_benchmark(cfg: DictConfig, out_dir: str | Path):
 
     runners = {"localization_crlb": localization.run_crlb,
                "localization": localization.run_movie,
+               "decode": localization.run_decode,
                "linking": linking.run,
                "diffusion_epsilon": diffusion.run_epsilon,
                "andi_alpha": diffusion.run_andi_alpha}
@@ -20,4 +21,10 @@ def run_benchmark(cfg: DictConfig, out_dir: str | Path):
     if kind not in runners:
         raise ValueError(f"unknown benchmark kind {kind!r}; choose from {sorted(runners)}")
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    return runners[kind](cfg.benchmark, out_dir)
+    bench = cfg.benchmark
+    if cfg.get("ckpt_path"):
+        from omegaconf import open_dict
+
+        with open_dict(bench):
+            bench.ckpt_path = cfg.ckpt_path
+    return runners[kind](bench, out_dir)

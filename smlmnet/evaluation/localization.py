@@ -96,8 +96,7 @@ def run_movie(cfg, out_dir) -> pd.DataFrame:
         true = sim.emitters[sim.emitters["on"]]
         area = np.prod(sim.config.fov_size_um)
         on_density = len(true) / sim.config.n_frames / area
-        for name, spec in cfg.methods.items():
-            loc = instantiate(spec)
+        for name, loc in _localizers(cfg).items():
             t0 = time.perf_counter()
             est = loc.localize(sim.movie)
             el = time.perf_counter() - t0
@@ -110,4 +109,90 @@ def run_movie(cfg, out_dir) -> pd.DataFrame:
     write_report(out_dir, "localization", f"Localization on '{cfg.simulation.preset}' movies",
                  table, [f"SMLM 2016 metrics, greedy per-frame pairing within "
                          f"{cfg.tolerance_nm:g} nm."])
+    return table
+
+
+def _emccd_bound(true_rows: pd.DataFrame, sigma_nm: float, a_nm: float, qe: float,
+                 excess: float) -> np.ndarray:
+    """Per-emitter, per-axis Mortensen bound (nm) with detected photons (× QE) and the EMCCD
+    excess noise factor (variance × 2)."""
+    N = true_rows["photons [photon]"].to_numpy() * qe
+    b = true_rows["bg [photon/px]"].to_numpy() * qe
+    sa2 = sigma_nm**2 + a_nm**2 / 12
+    tau = 2 * np.pi * sa2 * b / (N * a_nm**2)
+    var = excess * sa2 / N * (1 + 4 * tau + np.sqrt(2 * tau / (1 + 4 * tau)))
+    return np.sqrt(var)
+
+
+def _localizers(cfg) -> dict:
+    from smlmnet.localize.decode_localizer import DecodeLocalizer
+
+    out = {name: instantiate(spec) for name, spec in cfg.methods.items()}
+    if cfg.get("ckpt_path"):
+        out["checkpoint"] = DecodeLocalizer.from_checkpoint(cfg.ckpt_path)
+    return out
+
+
+def run_decode(cfg, out_dir) -> pd.DataFrame:
+    """The learned localizer next to the MLE fit: low density (precision against the EMCCD
+    Mortensen bound, static emitters), high density (efficiency), throughput at 64×64 px and
+    the calibration of the predicted uncertainties."""
+    from smlmnet.metrics.localization import match_per_frame
+
+    methods = _localizers(cfg)
+    rows, calib_rows = [], []
+    for regime in cfg.regimes:
+        sim = simulate(load_config(cfg.preset, list(regime.overrides)))
+        true = sim.emitters[sim.emitters["on"]].reset_index(drop=True)
+        cam, a = sim.config.camera, sim.config.fov.pixel_size_nm
+        excess = 2.0 if cam.model == "emccd" else 1.0
+        on_density = len(true) / sim.config.n_frames / np.prod(sim.config.fov_size_um)
+        for name, loc in methods.items():
+            t0 = time.perf_counter()
+            est = loc.localize(sim.movie).reset_index(drop=True)
+            el = time.perf_counter() - t0
+            m = smlm_metrics(true, est, cfg.tolerance_nm)
+            pairs = match_per_frame(true, est, cfg.tolerance_nm)
+            row = {"regime": regime.name, "emitters/µm² on": round(on_density, 2),
+                   "method": name, "jaccard [%]": m["jaccard [%]"],
+                   "rmse [nm]": m["rmse_lateral [nm]"], "efficiency [%]": m["efficiency [%]"],
+                   "recall": m["recall"], "precision": m["precision"],
+                   "frames/s": sim.config.n_frames / el}
+            if regime.get("bound", False) and len(pairs):
+                matched = true.loc[pairs["true_index"]]
+                err = np.concatenate([pairs["dx [nm]"], pairs["dy [nm]"]])
+                bound = np.tile(_emccd_bound(matched, sim.config.psf.sigma, a, cam.qe, excess),
+                                2)
+                row["per-axis RMSE [nm]"] = float(np.sqrt(np.mean(err**2)))
+                row["RMS bound [nm]"] = float(np.sqrt(np.mean(bound**2)))
+                row["RMSE / bound"] = row["per-axis RMSE [nm]"] / row["RMS bound [nm]"]
+                # each error in units of its own emitter's bound: robust to the photon mix
+                row["√mean((err/bound)²)"] = float(np.sqrt(np.mean((err / bound) ** 2)))
+            rows.append(row)
+            unc = ("uncertainty_x [nm]", "uncertainty_y [nm]")
+            if regime.get("bound", False) and all(c in est for c in unc) and len(pairs):
+                sx = est.loc[pairs["est_index"], unc[0]].to_numpy()
+                sy = est.loc[pairs["est_index"], unc[1]].to_numpy()
+                z = np.concatenate([pairs["dx [nm]"].to_numpy() / sx,
+                                    pairs["dy [nm]"].to_numpy() / sy])
+                calib_rows.append({"regime": regime.name, "method": name, "matched": len(pairs),
+                                   "z std": float(np.std(z)), "z mean": float(np.mean(z)),
+                                   "|z| < 1 [%]": 100 * float(np.mean(np.abs(z) < 1)),
+                                   "|z| < 2 [%]": 100 * float(np.mean(np.abs(z) < 2))})
+    table = pd.DataFrame(rows)
+    notes = [f"Preset `{cfg.preset}` (EMCCD, PSF σ 110 nm, 100 nm pixels) with the overrides "
+             "of each regime in configs/benchmark/decode.yaml. 'bound': RMS over the matched "
+             "emitters of the per-axis Mortensen MLE bound with detected photons (× QE) and "
+             "the EMCCD excess-noise factor 2 on the variance (each method on its own matched "
+             "emitters); √mean((err/bound)²) normalizes every error by its emitter's bound. The "
+             "low-density regime has immobile emitters so that no motion blur enters; the "
+             "network also sees frames t−1 and t+1, where such an emitter is often on again, so "
+             "it can use more photons than the single-frame bound assumes (values below 1), "
+             "while the MLE fits one frame. frames/s: whole movie → "
+             "localization table on this machine (2 CPU cores), including ADU conversion "
+             "and post-processing. Calibration: z = (x̂ − x)/σ̂ with the model's "
+             "predicted σ (68.3 % / 95.4 % within 1σ / 2σ for a calibrated Gaussian)."]
+    write_report(out_dir, "decode", "Learned (DECODE-style) vs classical localization", table,
+                 notes, {"Uncertainty calibration (low density, independent test movie)":
+                         pd.DataFrame(calib_rows)})
     return table

@@ -30,10 +30,12 @@ class DecodeLocalizer(Localizer):
     name = "decode"
 
     def __init__(self, net: DecodeNet, threshold: float = 0.6, second_threshold: float = 0.6,
-                 batch_frames: int = 32, device: str = "cpu") -> None:
+                 batch_frames: int = 32, device: str = "cpu",
+                 uncertainty_scale: float = 1.0) -> None:
         self.net = net.eval().to(device)
         self.threshold, self.second_threshold = threshold, second_threshold
         self.batch_frames, self.device = batch_frames, device
+        self.uncertainty_scale = float(uncertainty_scale)
 
     @classmethod
     def from_pretrained(cls, name: str = "decode_sptpalm", device: str = "cpu",
@@ -44,8 +46,26 @@ class DecodeLocalizer(Localizer):
         th = info.get("thresholds", {})
         kwargs.setdefault("threshold", th.get("threshold", 0.6))
         kwargs.setdefault("second_threshold", th.get("second_threshold", 0.6))
+        kwargs.setdefault("uncertainty_scale", info.get("uncertainty_scale", 1.0))
         loc = cls(net, device=device, **kwargs)
         loc.name = f"decode:{name}"
+        loc.info = info
+        return loc
+
+    @classmethod
+    def from_checkpoint(cls, ckpt_path: str, device: str = "cpu", **kwargs) -> DecodeLocalizer:
+        """A network from a Lightning checkpoint written by ``train.py`` (tensors and plain
+        values only: loaded with ``weights_only=True``)."""
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+        net_cfg = ckpt.get("hyper_parameters", {}).get("net_config")
+        if net_cfg is None:
+            raise ValueError(f"{ckpt_path!r} has no net_config: not a smlmnet localizer "
+                             "checkpoint")
+        net = DecodeNet(**net_cfg)
+        net.load_state_dict({k[len("net."):]: v for k, v in ckpt["state_dict"].items()
+                             if k.startswith("net.")})
+        loc = cls(net, device=device, **kwargs)
+        loc.name = f"decode:{ckpt_path}"
         return loc
 
     @torch.inference_mode()
@@ -82,9 +102,11 @@ class DecodeLocalizer(Localizer):
                     "bg [photon/px]": det["background"].cpu().numpy(),
                     "sigma [nm]": np.nan,
                     "uncertainty_xy [nm]": 0.5 * (det["sigma_x"] + det["sigma_y"]).cpu().numpy()
-                    * a,
-                    "uncertainty_x [nm]": det["sigma_x"].cpu().numpy() * a,
-                    "uncertainty_y [nm]": det["sigma_y"].cpu().numpy() * a,
+                    * a * self.uncertainty_scale,
+                    "uncertainty_x [nm]": det["sigma_x"].cpu().numpy() * a
+                    * self.uncertainty_scale,
+                    "uncertainty_y [nm]": det["sigma_y"].cpu().numpy() * a
+                    * self.uncertainty_scale,
                     "crlb_x [nm]": np.nan, "crlb_y [nm]": np.nan, "chi2": np.nan,
                     "bkgstd [photon]": np.sqrt(np.clip(det["background"].cpu().numpy(), 0,
                                                        None)),

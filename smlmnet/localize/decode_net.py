@@ -63,7 +63,7 @@ class DecodeNet(nn.Module):
         super().__init__()
         if n_frames % 2 != 1:
             raise ValueError(f"n_frames must be odd (a centred window); got {n_frames}")
-        self.n_frames, self.depth = n_frames, depth
+        self.n_frames, self.depth, self.base = n_frames, depth, base
         self.input_scale, self.photon_scale = float(input_scale), float(photon_scale)
         self.frame_net = UNet(1, base, base, depth)
         self.merge_net = UNet(n_frames * base, base, base, depth)

@@ -37,6 +37,10 @@ class LocalizerModule(L.LightningModule):
                  lr_step_epochs: int = 10, lr_gamma: float = 0.9):
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
+        # the network's constructor arguments, so that a checkpoint rebuilds it
+        self.hparams["net_config"] = {"n_frames": net.n_frames, "base": net.base,
+                                      "depth": net.depth, "input_scale": net.input_scale,
+                                      "photon_scale": net.photon_scale}
         self.net = net
 
     def forward(self, frames):
