@@ -121,3 +121,34 @@ def test_export_and_load_roundtrip_gives_identical_outputs(tmp_path):
     movie = simulate(load_config("decode_sptpalm", ["n_frames=5"])).movie
     loc = DecodeLocalizer(back, threshold=info["thresholds"]["threshold"])
     assert loc.localize(movie).columns[0] == "frame"
+
+
+def test_checkpoint_resumes_and_loads_weights_only(tmp_path):
+    from smlmnet.localize.decode_localizer import DecodeLocalizer
+
+    common = [sys.executable, str(ROOT / "train.py"), "experiment=localizer_micro",
+              "callbacks=default", "logger=csv"]
+    first = subprocess.run(common + [f"hydra.run.dir={tmp_path / 'a'}"], capture_output=True,
+                           text=True, cwd=tmp_path, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    ckpt = tmp_path / "a" / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
+    resumed = subprocess.run(common + [f"hydra.run.dir={tmp_path / 'b'}", f"ckpt_path={ckpt}",
+                                       "trainer.max_epochs=2"],
+                             capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    state = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["epoch"] == 1  # continued from epoch 0 instead of starting over
+    loc = DecodeLocalizer.from_checkpoint(str(ckpt))
+    assert loc.net.base == 4
+
+
+def test_shipped_model_loads_offline():
+    from smlmnet.localize.decode_localizer import DecodeLocalizer
+    from smlmnet.pretrained import list_models
+
+    assert "decode_sptpalm" in list_models()
+    loc = DecodeLocalizer.from_pretrained("decode_sptpalm")
+    assert 0 < loc.threshold < 1 and loc.uncertainty_scale > 0
+    assert (Path(__import__("smlmnet").__file__).parent / "pretrained" / "decode_sptpalm" /
+            "MODEL_CARD.md").is_file()

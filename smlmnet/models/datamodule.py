@@ -22,6 +22,10 @@ class SimulatedWindowsDataModule(L.LightningDataModule):
                  train_items: int = 2048, val_items: int = 256, num_workers: int = 0,
                  seed: int = 0, max_emitters: int = 256):
         super().__init__()
+        # plain Python values (not OmegaConf objects): checkpoints stay loadable with
+        # torch.load(weights_only=True)
+        overrides = [str(o) for o in (overrides or [])]
+        shape_px = [int(v) for v in shape_px]
         self.save_hyperparameters()
         self.config = load_config(preset, list(overrides or []))
         self.train_set = SimulatedMovieDataset(self.config, n_frames, tuple(shape_px),
