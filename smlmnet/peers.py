@@ -24,14 +24,16 @@ def _require(module: str, pip_name: str):
         raise ImportError(f"{module} is not installed: pip install {pip_name}") from err
 
 
-class TrackpyLinker(Linker):
-    """``trackpy.link`` with ``search_range`` = radius and ``memory`` = max gap (frames)."""
-
-    name = "trackpy"
-
+class _PeerLinker(Linker):
     def __init__(self, search_radius_nm: float = 500.0, max_gap_frames: int = 2) -> None:
         self.search_radius_nm = float(search_radius_nm)
         self.max_gap_frames = int(max_gap_frames)
+
+
+class TrackpyLinker(_PeerLinker):
+    """``trackpy.link`` with ``search_range`` = radius and ``memory`` = max gap (frames)."""
+
+    name = "trackpy"
 
     def link(self, locs: pd.DataFrame) -> pd.DataFrame:
         tp = _require("trackpy", "trackpy")
@@ -46,14 +48,10 @@ class TrackpyLinker(Linker):
         return out
 
 
-class LaptrackLinker(Linker):
+class LaptrackLinker(_PeerLinker):
     """``laptrack.LapTrack`` with cutoff = radius², gap closing over max gap + 1 frames."""
 
     name = "laptrack"
-
-    def __init__(self, search_radius_nm: float = 500.0, max_gap_frames: int = 2) -> None:
-        self.search_radius_nm = float(search_radius_nm)
-        self.max_gap_frames = int(max_gap_frames)
 
     def link(self, locs: pd.DataFrame) -> pd.DataFrame:
         laptrack = _require("laptrack", "laptrack")

@@ -125,8 +125,7 @@ class SpotFitLocalizer(Localizer):
             r = fit_centroid(rois)
             bkgstd = np.sqrt(np.clip(r["bg"], 0, None))
             r.update({"sigma": np.full(len(rois), sigma_px), "chi2": np.full(len(rois), np.nan)})
-            # Thompson/Mortensen-style precision for a centroid is not a CRLB; report the MLE
-            # bound approximation so that users can still filter
+            # a centroid has no likelihood, hence no Cramér–Rao bound: left empty (NaN)
             crlb = np.full(len(rois), np.nan)
             r.update({"crlb_x": crlb, "crlb_y": crlb})
             keep = r["photons"] > 0
