@@ -9,13 +9,8 @@ from smlmnet.data.contracts import Movie
 from smlmnet.io.tables import read_thunderstorm_csv, to_thunderstorm, write_csv
 from smlmnet.localize import SpotFitLocalizer, detect_spots, extract_rois, fit_centroid
 from smlmnet.localize.fit import fit_gaussian_mle
+from smlmnet.metrics import mortensen_precision_nm
 from smlmnet.simulate.psf import pixel_integrals
-
-
-def mortensen_std_nm(N, b, s_nm, a_nm):
-    sa2 = s_nm**2 + a_nm**2 / 12
-    tau = 2 * np.pi * sa2 * b / (N * a_nm**2)
-    return np.sqrt(sa2 / N * (1 + 4 * tau + np.sqrt(2 * tau / (1 + 4 * tau))))
 
 
 def spots(rng, n, N=1000.0, b=10.0, sigma_px=1.3, s=11):
@@ -27,7 +22,7 @@ def spots(rng, n, N=1000.0, b=10.0, sigma_px=1.3, s=11):
 
 
 def test_mortensen_reference_value():
-    assert mortensen_std_nm(1000, 10, 130, 100) == pytest.approx(5.71, abs=0.01)
+    assert mortensen_precision_nm(1000, 10, 130, 100) == pytest.approx(5.71, abs=0.01)
 
 
 def test_mle_reaches_the_mortensen_bound(rng):
@@ -36,7 +31,7 @@ def test_mle_reaches_the_mortensen_bound(rng):
     fit = fit_gaussian_mle(data, 1.3)
     assert fit["converged"].mean() > 0.99
     err_nm = np.concatenate([fit["x"] - x, fit["y"] - y]) * 100
-    bound = mortensen_std_nm(1000, 10, 130, 100)
+    bound = mortensen_precision_nm(1000, 10, 130, 100)
     tol = 5 / np.sqrt(2 * 2 * n)
     assert err_nm.std() / bound < 1.05 + tol
     assert abs(err_nm.mean()) < 5 * bound / np.sqrt(2 * n)  # unbiased

@@ -103,7 +103,8 @@ class MSDFit(DiffusionEstimator):
 
     def estimate_track(self, frames, xy, dt, R) -> dict:
         n = int(frames[-1] - frames[0] + 1)
-        max_lag = max(2, n - 1)
+        # p = f·L/(f³ + L³)^{1/3} < L = 0.8 + 0.564·N: no larger lag is ever fitted
+        max_lag = int(np.clip(np.ceil(0.8 + 0.564 * len(frames)), 2, max(2, n - 1)))
         msd, npairs = time_averaged_msd(frames, xy, max_lag)
         valid = np.isfinite(msd)
         p, D, s2 = 2, np.nan, np.nan

@@ -12,18 +12,9 @@ from hydra.utils import instantiate
 
 from smlmnet.evaluation.report import write_report
 from smlmnet.localize.fit import fit_centroid, fit_gaussian_mle
-from smlmnet.metrics.localization import smlm_metrics
+from smlmnet.metrics.localization import mortensen_precision_nm, smlm_metrics
 from smlmnet.simulate import load_config, simulate
 from smlmnet.simulate.psf import pixel_integrals
-
-
-def mortensen_std_nm(N, b, s_nm, a_nm, estimator: str = "mle") -> float:
-    """Mortensen et al. 2010 localization precision per axis (nm)."""
-    sa2 = s_nm**2 + a_nm**2 / 12
-    tau = 2 * np.pi * sa2 * b / (N * a_nm**2)
-    if estimator == "mle":
-        return float(np.sqrt(sa2 / N * (1 + 4 * tau + np.sqrt(2 * tau / (1 + 4 * tau)))))
-    return float(np.sqrt(sa2 / N * (16 / 9 + 8 * np.pi * sa2 * b / (N * a_nm**2))))
 
 
 def picasso_gaussmle(rois: np.ndarray, sigma_px: float):
@@ -53,7 +44,7 @@ def run_crlb(cfg, out_dir) -> pd.DataFrame:
     mu = cfg.background + cfg.photons * pixel_integrals(y, sigma_px, s)[:, :, None] * \
         pixel_integrals(x, sigma_px, s)[:, None, :]
     rois = rng.poisson(mu).astype(float)
-    bound = mortensen_std_nm(cfg.photons, cfg.background, sig_nm, a)
+    bound = float(mortensen_precision_nm(cfg.photons, cfg.background, sig_nm, a))
     methods = {
         "smlmnet MLE (σ free)": lambda r: fit_gaussian_mle(r, sigma_px),
         "smlmnet MLE (σ fixed)": lambda r: fit_gaussian_mle(r, sigma_px, fit_sigma=False),
@@ -114,14 +105,11 @@ def run_movie(cfg, out_dir) -> pd.DataFrame:
 
 def _emccd_bound(true_rows: pd.DataFrame, sigma_nm: float, a_nm: float, qe: float,
                  excess: float) -> np.ndarray:
-    """Per-emitter, per-axis Mortensen bound (nm) with detected photons (× QE) and the EMCCD
-    excess noise factor (variance × 2)."""
-    N = true_rows["photons [photon]"].to_numpy() * qe
-    b = true_rows["bg [photon/px]"].to_numpy() * qe
-    sa2 = sigma_nm**2 + a_nm**2 / 12
-    tau = 2 * np.pi * sa2 * b / (N * a_nm**2)
-    var = excess * sa2 / N * (1 + 4 * tau + np.sqrt(2 * tau / (1 + 4 * tau)))
-    return np.sqrt(var)
+    """Per-emitter, per-axis Mortensen bound (nm) with detected photons (× QE) and the
+    camera's excess noise factor on the variance."""
+    return mortensen_precision_nm(true_rows["photons [photon]"].to_numpy() * qe,
+                                  true_rows["bg [photon/px]"].to_numpy() * qe, sigma_nm, a_nm,
+                                  excess)
 
 
 def _localizers(cfg) -> dict:

@@ -46,7 +46,9 @@ class UNet(nn.Module):
         return F.elu(self.out(x))
 
 
-HEAD_CHANNELS = 9  # p, N, Δx, Δy, σx, σy, σN, background (+1 spare for count logits)
+# p, N, Δx, Δy, σx, σy, σN, background; channel 8 is unused but kept so that the shipped
+# weights (decode_sptpalm) keep their shape
+HEAD_CHANNELS = 9
 
 
 class DecodeNet(nn.Module):

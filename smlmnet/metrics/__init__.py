@@ -7,8 +7,12 @@ from smlmnet.metrics.diffusion import (
     msle_K,
     relative_error_D,
 )
-from smlmnet.metrics.localization import match_per_frame, smlm_metrics
+from smlmnet.metrics.localization import (
+    match_per_frame,
+    mortensen_precision_nm,
+    smlm_metrics,
+)
 from smlmnet.metrics.tracking import tracking_metrics
 
 __all__ = ["andi2_single_trajectory_scores", "changepoint_scores", "mae_alpha",
-           "match_per_frame", "msle_K", "relative_error_D", "smlm_metrics", "tracking_metrics"]
+           "match_per_frame", "mortensen_precision_nm", "msle_K", "relative_error_D", "smlm_metrics", "tracking_metrics"]
