@@ -15,4 +15,5 @@ from smlmnet.metrics.localization import (
 from smlmnet.metrics.tracking import tracking_metrics
 
 __all__ = ["andi2_single_trajectory_scores", "changepoint_scores", "mae_alpha",
-           "match_per_frame", "mortensen_precision_nm", "msle_K", "relative_error_D", "smlm_metrics", "tracking_metrics"]
+           "match_per_frame", "mortensen_precision_nm", "msle_K", "relative_error_D",
+           "smlm_metrics", "tracking_metrics"]
