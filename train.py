@@ -31,9 +31,7 @@ def main(cfg: DictConfig) -> dict:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     print({k: round(v, 4) for k, v in metrics.items()})
     if cfg.export_pretrained:
-        from smlmnet.models.export import export_trained
-
-        export_trained(cfg, model, datamodule, HydraConfig.get().runtime.output_dir)
+        model.export_model_folder(cfg, datamodule, HydraConfig.get().runtime.output_dir)
     return metrics
 
 

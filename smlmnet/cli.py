@@ -76,7 +76,7 @@ def _analysis_components(args, psf_sigma_nm: float, pixel_size_nm: float):
     from smlmnet.localize import SpotFitLocalizer
 
     if args.localizer == "decode":
-        from smlmnet.localize.decode_localizer import DecodeLocalizer
+        from smlmnet.localize.decode.infer import DecodeLocalizer
 
         localizer = DecodeLocalizer.from_pretrained(args.model)
         trained_px = localizer.info.get("pixel_size_nm", pixel_size_nm)

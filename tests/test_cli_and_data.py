@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from smlmnet.cli import main
-from smlmnet.data.datasets import SimulatedMovieDataset
+from smlmnet.models.datasets import SimulatedMovieDataset
 from smlmnet.simulate import load_config
 
 

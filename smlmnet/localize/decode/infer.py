@@ -10,9 +10,28 @@ from tqdm.auto import tqdm
 from smlmnet.data import contracts as C
 from smlmnet.data.contracts import Movie
 from smlmnet.localize.base import Localizer, empty_localizations
-from smlmnet.localize.decode_net import DecodeNet
-from smlmnet.localize.decode_post import detect_emitters
+from smlmnet.localize.decode.net import DecodeNet
+from smlmnet.localize.decode.post import detect_emitters
 from smlmnet.simulate.camera import adu_to_photons
+
+
+def load_localizer(folder, info: dict, device: str = "cpu", **kwargs) -> DecodeLocalizer:
+    """Registry loader of kind ``localizer``: a model folder → :class:`DecodeLocalizer`
+    with the folder's thresholds and uncertainty scale (``kwargs`` override them)."""
+    from smlmnet.models.registry import build_net, load_weights
+
+    net_cfg = dict(info["net"])
+    net_cfg.setdefault("_target_", "smlmnet.localize.decode.net.DecodeNet")
+    net = build_net(net_cfg)
+    net.load_state_dict(load_weights(folder, info, device))
+    th = info.get("thresholds", {})
+    kwargs.setdefault("threshold", th.get("threshold", 0.6))
+    kwargs.setdefault("second_threshold", th.get("second_threshold", kwargs["threshold"]))
+    kwargs.setdefault("uncertainty_scale", info.get("uncertainty_scale", 1.0))
+    loc = DecodeLocalizer(net, device=device, **kwargs)
+    loc.name = f"decode:{info.get('name', folder.name)}"
+    loc.info = info
+    return loc
 
 
 class DecodeLocalizer(Localizer):
@@ -36,20 +55,17 @@ class DecodeLocalizer(Localizer):
         self.threshold, self.second_threshold = threshold, second_threshold
         self.batch_frames, self.device = batch_frames, device
         self.uncertainty_scale = float(uncertainty_scale)
+        self.info: dict = {}
 
     @classmethod
     def from_pretrained(cls, name: str = "decode_sptpalm", device: str = "cpu",
                         **kwargs) -> DecodeLocalizer:
-        from smlmnet.pretrained import load_model
+        """A shipped model name or a model folder (through the registry)."""
+        from smlmnet.models.registry import load
 
-        net, info = load_model(name, device)
-        th = info.get("thresholds", {})
-        kwargs.setdefault("threshold", th.get("threshold", 0.6))
-        kwargs.setdefault("second_threshold", th.get("second_threshold", 0.6))
-        kwargs.setdefault("uncertainty_scale", info.get("uncertainty_scale", 1.0))
-        loc = cls(net, device=device, **kwargs)
-        loc.name = f"decode:{name}"
-        loc.info = info
+        loc = load(name, device, **kwargs)
+        if not isinstance(loc, cls):
+            raise ValueError(f"model {name!r} is not a DECODE localizer")
         return loc
 
     @classmethod
@@ -86,11 +102,13 @@ class DecodeLocalizer(Localizer):
             pre, post = half - (f0 - lo), half - (hi - f1)
             x = torch.cat([x[:1].expand(pre, -1, -1), x, x[-1:].expand(post, -1, -1)])
             x_pad, H, W = self.net._pad(x[None])
-            xn, offset = self.net.normalize(x_pad)
+            # per-frame normalization: identical to training's, whatever batch_frames is
+            xn, offset, scale = self.net.normalize(x_pad)
             feats = self.net.embed_frames(xn)[0]  # (n, C, H', W')
             n_win = f1 - f0
             windows = torch.stack([feats[k:k + self.net.n_frames] for k in range(n_win)])
-            out = self.net.decode(windows, offset.expand(n_win, -1, -1, -1))
+            mid = slice(half, half + n_win)
+            out = self.net.decode(windows, offset[0, mid, None], scale[0, mid, None])
             out = {k: v[..., :H, :W] for k, v in out.items()}
             det = detect_emitters(out, self.threshold, self.second_threshold)
             if det["batch"].numel():
