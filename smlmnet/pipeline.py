@@ -94,12 +94,12 @@ def check_movie_content(movie: Movie, batch: int = 256) -> dict:
         fix = int(np.floor(lo))
         raise ValueError(
             f"the movie has negative pixel values (minimum {lo:g} in frame {lo_frame}, dtype "
-            f"{dtype}; the baseline subtracted is {baseline:g}: {source}): background-subtracted or "
-            "offset-corrected data? smlmnet's fits model raw camera counts and will not clip "
-            "or shift them silently. Give the offset that makes every pixel minus the baseline "
-            f">= 0, e.g. `smlmnet analyze ... --camera scmos --baseline-adu {fix}` (from "
-            f"Python: movie.camera = {{'model': 'scmos', 'baseline_adu': {fix}}}), or analyze "
-            "the raw camera movie")
+            f"{dtype}; the baseline subtracted is {baseline:g}: {source}): "
+            "background-subtracted or offset-corrected data? smlmnet's fits model raw camera "
+            "counts and will not clip or shift them silently. Give the offset that makes "
+            "every pixel minus the baseline >= 0, e.g. `smlmnet analyze ... --camera scmos "
+            f"--baseline-adu {fix}` (from Python: movie.camera = {{'model': 'scmos', "
+            f"'baseline_adu': {fix}}}), or analyze the raw camera movie")
     mean = total / max(count, 1)
     if baseline > 0 and mean < baseline:
         warnings.warn(

@@ -89,6 +89,9 @@ def _check_grey(where: str, series: tifffile.TiffPageSeries) -> None:
             "and refuses colour images rather than converting them to luminance, which would "
             "mix the channels and distort photon counts. Save the fluorescence channel as a "
             "grey movie first (Fiji: Image > Color > Split Channels, or Image > Type > 16-bit)."
+            + (" If the colour planes are really frames (tifffile stores 3- or 4-frame stacks as "
+               "planar RGB by default), rewrite the file with photometric='minisblack'."
+               if series.axes.startswith("S") else "")
         )
     if name == "MINISWHITE":
         raise ValueError(
