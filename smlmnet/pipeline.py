@@ -99,7 +99,10 @@ def check_movie_content(movie: Movie, batch: int = 256) -> dict:
             "counts and will not clip or shift them silently. Give the offset that makes "
             "every pixel minus the baseline >= 0, e.g. `smlmnet analyze ... --camera scmos "
             f"--baseline-adu {fix}` (from Python: movie.camera = {{'model': 'scmos', "
-            f"'baseline_adu': {fix}}}), or analyze the raw camera movie")
+            f"'baseline_adu': {fix}}}), or analyze the raw camera movie"
+            + (". If unsigned camera counts were saved as signed integers (values above "
+               f"{np.iinfo(dtype).max} wrap to negative), re-save the movie as unsigned instead"
+               if np.issubdtype(dtype, np.signedinteger) else ""))
     mean = total / max(count, 1)
     if baseline > 0 and mean < baseline:
         warnings.warn(

@@ -106,6 +106,7 @@ def test_negative_pixels_refused_with_the_fixing_flag(tmp_path, capsys, dtype):
     lo = int(np.floor(frames.min()))
     assert "negative pixel values" in err and "will not clip or shift them" in err
     assert f"--camera scmos --baseline-adu {lo}" in err
+    assert ("saved as signed integers" in err) == (dtype == np.int16)
     assert not (tmp_path / "out").exists()
     # the suggested fix works, values are neither wrapped nor clipped
     assert analyze(tmp_path, path, "--camera", "scmos", "--baseline-adu", str(lo),
