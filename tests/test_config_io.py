@@ -161,12 +161,13 @@ def test_read_movie_rejects_non_tiff_and_missing_calibration(tmp_path):
     with pytest.raises(ValueError, match="not a readable TIFF"):
         read_movie_tiff(bad)
     raw = tmp_path / "raw.tif"
-    tifffile.imwrite(raw, np.zeros((3, 8, 8), np.uint16))
+    # grey frames (tifffile's default would store 3 planes as planar RGB, refused as colour)
+    tifffile.imwrite(raw, np.zeros((3, 8, 8), np.uint16), photometric="minisblack")
     with pytest.raises(ValueError, match="pixel size"):
         read_movie_tiff(raw)
     assert read_movie_tiff(raw, pixel_size_nm=100, frame_time_s=0.01).shape == (3, 8, 8)
     four_d = tmp_path / "4d.tif"
-    tifffile.imwrite(four_d, np.zeros((2, 3, 8, 8), np.uint16))
+    tifffile.imwrite(four_d, np.zeros((2, 3, 8, 8), np.uint16), photometric="minisblack")
     with pytest.raises(ValueError, match=r"expected a single-channel movie"):
         read_movie_tiff(four_d, pixel_size_nm=100, frame_time_s=0.01)
 
