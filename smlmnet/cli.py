@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="simulate a movie with ground truth into a new folder")
     p.add_argument("preset", nargs="?", default="sptpalm_membrane",
-                   help="preset name from configs/simulation (see `smlmnet presets`)")
+                   help="preset name from smlmnet/configs/simulation (see `smlmnet presets`)")
     p.add_argument("overrides", nargs="*", help="config overrides key=value, e.g. n_frames=50 "
                    "camera.em_gain=200 particles.motions.0.D_um2_s=0.5")
     p.add_argument("-o", "--output", required=True, help="new (or empty) output folder")
