@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from smlmnet.data import contracts as C
-from smlmnet.simulate.camera import adu_to_photons
+from smlmnet.data.camera import adu_to_photons
 from smlmnet.simulate.config import SimulationConfig
 from smlmnet.simulate.movie import simulate
 from smlmnet.simulate.randomize import DomainRandomization

@@ -1,9 +1,10 @@
 """Simulation configuration: typed, validated, loadable from Hydra/YAML presets.
 
 The YAML presets in ``smlmnet/configs/simulation/`` (shipped inside the package) override the
-defaults below; unknown keys are an error (so a typo never silently falls back to a default). All quantities carry their unit in
-the key name: ``*_um`` (µm), ``*_nm`` (nm), ``*_s`` (s), ``D_um2_s`` (µm²/s, or the generalized
-coefficient K in µm²/s^α when α ≠ 1), photons per frame, electrons (``_e``), ADU.
+defaults below; unknown keys are an error (so a typo never silently falls back to a default).
+All quantities carry their unit in the key name: ``*_um`` (µm), ``*_nm`` (nm), ``*_s`` (s),
+``D_um2_s`` (µm²/s, or the generalized coefficient K in µm²/s^α when α ≠ 1), photons per
+frame, electrons (``_e``), ADU.
 """
 
 from __future__ import annotations

@@ -8,11 +8,11 @@ import torch
 from tqdm.auto import tqdm
 
 from smlmnet.data import contracts as C
+from smlmnet.data.camera import adu_to_photons
 from smlmnet.data.contracts import Movie
 from smlmnet.localize.base import Localizer, empty_localizations
 from smlmnet.localize.decode.net import DecodeNet
 from smlmnet.localize.decode.post import detect_emitters
-from smlmnet.simulate.camera import adu_to_photons
 
 
 def load_localizer(folder, info: dict, device: str = "cpu", **kwargs) -> DecodeLocalizer:
@@ -37,23 +37,30 @@ def load_localizer(folder, info: dict, device: str = "cpu", **kwargs) -> DecodeL
 class DecodeLocalizer(Localizer):
     """Localize with a trained :class:`DecodeNet`.
 
-    Every frame is embedded once by the frame U-Net; windows (t−1, t, t+1) reuse the
-    embeddings (the first and last frames are repeated at the movie's ends).
+    Every frame is normalized and embedded once; windows (t−1, t, t+1) reuse the
+    embeddings (the first and last frames are repeated at the movie's ends). Frames are read,
+    converted to photons with ``movie.camera`` (raw values when it is unknown: a
+    ``normalization="robust"`` network then reports photons in the movie's units) and
+    processed in batches, so memory stays bounded whatever the movie's length.
 
     Args:
         net: the network, or use :meth:`from_pretrained`.
-        threshold, second_threshold: post-processing thresholds (see ``decode_post``).
-        batch_frames: frames per inference batch. device: torch device.
+        threshold, second_threshold: post-processing thresholds (see ``post``).
+        batch_frames: at most this many frames per inference batch.
+        max_batch_pixels: and at most this many pixels per batch (frames × H × W; about
+            100 MB of activations per million pixels for a 16-channel network).
+        device: torch device. uncertainty_scale: multiplies the predicted σ (calibration).
     """
 
     name = "decode"
 
     def __init__(self, net: DecodeNet, threshold: float = 0.6, second_threshold: float = 0.6,
                  batch_frames: int = 32, device: str = "cpu",
-                 uncertainty_scale: float = 1.0) -> None:
+                 uncertainty_scale: float = 1.0, max_batch_pixels: int = 1 << 20) -> None:
         self.net = net.eval().to(device)
         self.threshold, self.second_threshold = threshold, second_threshold
-        self.batch_frames, self.device = batch_frames, device
+        self.batch_frames, self.device = int(batch_frames), device
+        self.max_batch_pixels = int(max_batch_pixels)
         self.uncertainty_scale = float(uncertainty_scale)
         self.info: dict = {}
 
@@ -93,8 +100,10 @@ class DecodeLocalizer(Localizer):
         rows = []
         bar = tqdm(total=T, desc=f"localizing ({self.name})", unit="frame",
                    disable=not progress, leave=False)
-        for f0 in range(0, T, self.batch_frames):
-            f1 = min(T, f0 + self.batch_frames)
+        H0, W0 = movie.shape[1:]
+        batch = max(1, min(self.batch_frames, self.max_batch_pixels // max(1, H0 * W0)))
+        for f0 in range(0, T, batch):
+            f1 = min(T, f0 + batch)
             lo, hi = max(0, f0 - half), min(T, f1 + half)
             photons = adu_to_photons(np.asarray(movie.frames[lo:hi]), cam)
             x = torch.from_numpy(np.ascontiguousarray(photons, np.float32)).to(self.device)
