@@ -212,6 +212,40 @@ def cmd_presets(args) -> int:
     return 0
 
 
+def cmd_models(args) -> int:
+    from smlmnet.models.registry import describe, kinds, list_models
+
+    rows = [describe(n) for n in list_models()]
+    if args.json:
+        import json
+
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{len(rows)} shipped model(s); kinds known: {', '.join(kinds())}")
+    for r in rows:
+        v = r["validation"]
+        metrics = ", ".join(f"{k} {v[k]:.3g}" for k in ("jaccard [%]", "rmse_lateral [nm]",
+                                                         "efficiency [%]") if k in v)
+        print(f"\n{r['name']}  [{r['kind']}]  sha256 {r['weights_sha256']}…  {r['path']}")
+        for key, rng in r["training_ranges"].items():
+            if isinstance(rng, list) and len(rng) == 2 and all(
+                    isinstance(x, (int, float)) for x in rng):
+                rng = f"{rng[0]:.3g} – {rng[1]:.3g}"
+            print(f"    {key:28s} {rng}")
+        if metrics:
+            print(f"    validation: {metrics}")
+    return 0
+
+
+def cmd_recalibrate(args) -> int:
+    from smlmnet.localize.decode.export import recalibrate
+
+    folder = recalibrate(args.model, args.output, items=args.items, seed=args.seed)
+    print(f"wrote {folder}/ (model.yaml, weights.pt, MODEL_CARD.md): thresholds and "
+          f"uncertainty scale recomputed; {args.model} itself is unchanged")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smlmnet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -275,6 +309,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("presets", help="list the simulation presets")
     p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("models", help="list the shipped models, their training ranges and "
+                       "validation metrics (from the model registry)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("recalibrate", help="recompute a model's detection threshold and "
+                       "uncertainty scale on fresh simulated windows; writes a NEW model folder")
+    p.add_argument("model", help="shipped model name or model folder")
+    p.add_argument("-o", "--output", required=True, help="new model folder")
+    p.add_argument("--items", type=int, default=512, help="windows for tuning and for the "
+                   "report (each)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the tuning windows (report: "
+                   "seed + 1)")
+    p.set_defaults(func=cmd_recalibrate)
     return parser
 
 
