@@ -1,8 +1,9 @@
 """Spot statistics from σ-free MLE fits: PSF σ, photons, density, on-times.
 
-Frames are converted to photo-electrons with the camera calibration and fitted by
-:class:`smlmnet.localize.SpotFitLocalizer` (Poisson MLE of a pixelated Gaussian whose σ is a
-free parameter). Units: σ in nm, photons per spot and frame, density in localizations per µm²
+Frames are converted to photo-electrons with the camera calibration and fitted with the
+functions behind :class:`smlmnet.localize.SpotFitLocalizer` (band-pass detection, Poisson MLE
+of a pixelated Gaussian whose σ is a free parameter), after removing each ROI's background
+tilt. Units: σ in nm, photons per spot and frame, density in localizations per µm²
 per frame, on-times in frames.
 
 PSF σ and motion blur: a molecule moving during the exposure gives a wider spot, so the σ
@@ -22,15 +23,65 @@ from scipy.spatial import cKDTree
 
 from smlmnet.data import contracts as C
 from smlmnet.data.contracts import Movie
-from smlmnet.localize import SpotFitLocalizer
+from smlmnet.localize.base import camera_factors
+from smlmnet.localize.detect import detect_spots, extract_rois
+from smlmnet.localize.fit import fit_gaussian_mle
 
 
-def localize_for_calibration(movie: Movie, sigma_guess_nm: float,
-                             threshold: float = 5.0) -> pd.DataFrame:
-    """σ-free MLE localizations of ``movie`` (whose ``camera`` holds the calibration)."""
-    loc = SpotFitLocalizer("mle", psf_sigma_nm=sigma_guess_nm, threshold=threshold,
-                           fit_sigma=True, min_distance_px=2)
-    return loc.localize(movie)
+def _detilt(rois: np.ndarray) -> np.ndarray:
+    """Remove the tilt of a background plane fitted to each ROI's border pixels, keeping its
+    level at the ROI centre: the MLE model has a flat background, and a steep background
+    gradient would otherwise be absorbed into a wider Gaussian. ``(n, s, s)`` → same."""
+    n, s, _ = rois.shape
+    yy, xx = np.mgrid[0:s, 0:s].astype(float) - (s - 1) / 2
+    border = np.zeros((s, s), bool)
+    border[[0, -1], :] = border[:, [0, -1]] = True
+    X = np.stack([np.ones(border.sum()), xx[border], yy[border]], axis=1)
+    coef, *_ = np.linalg.lstsq(X, rois[:, border].T.astype(float), rcond=None)
+    tilt = coef[1][:, None, None] * xx[None] + coef[2][:, None, None] * yy[None]
+    return rois - tilt
+
+
+def localize_for_calibration(movie: Movie, sigma_guess_nm: float, threshold: float = 5.0,
+                             batch_frames: int = 128) -> pd.DataFrame:
+    """σ-free Poisson MLE localizations of ``movie`` (whose ``camera`` holds the calibration).
+
+    The same steps as :class:`smlmnet.localize.SpotFitLocalizer` (``detect_spots``,
+    ``extract_rois``, ``fit_gaussian_mle`` with σ free, the same camera conversion), with
+    each ROI's background tilt removed first (:func:`_detilt`). Columns: ``frame``,
+    ``x [nm]``, ``y [nm]``, ``photons [photon]``, ``bg [photon/px]``, ``sigma [nm]``,
+    ``chi2``, ``crlb_sigma [nm]``.
+    """
+    a = movie.pixel_size_nm
+    sigma_px = sigma_guess_nm / a
+    half = max(2, int(np.ceil(3 * sigma_px)))
+    cam = camera_factors(movie)
+    tables = []
+    for f0 in range(0, movie.n_frames, batch_frames):
+        chunk = (np.asarray(movie.frames[f0:f0 + batch_frames], np.float32)
+                 - cam["baseline"]) * cam["scale"]
+        spots = detect_spots(chunk, sigma_px, threshold, 2)
+        if not len(spots):
+            continue
+        rois, corners = extract_rois(chunk, spots, half)
+        r = fit_gaussian_mle(_detilt(rois) / cam["excess"], sigma_px, fit_sigma=True,
+                             read_var=cam["read_var"])
+        sz = rois.shape[1]
+        keep = ((r["x"] > 0) & (r["x"] < sz) & (r["y"] > 0) & (r["y"] < sz)
+                & (r["photons"] > 0) & np.isfinite(r["crlb_x"]))
+        k = cam["excess"] / cam["qe"]
+        tables.append(pd.DataFrame({
+            C.FRAME: (spots[:, 0] + f0).astype(np.int64),
+            C.X_NM: (corners[:, 1] + r["x"]) * a, C.Y_NM: (corners[:, 0] + r["y"]) * a,
+            C.PHOTONS: r["photons"] * k, "bg [photon/px]": r["bg"] * k,
+            "sigma [nm]": r["sigma"] * a, "chi2": r["chi2"],
+            "crlb_sigma [nm]": r["crlb_sigma"] * a,
+        })[keep])
+    if not tables:
+        return pd.DataFrame({c: pd.Series(dtype="int64" if c == C.FRAME else "float64")
+                             for c in (C.FRAME, C.X_NM, C.Y_NM, C.PHOTONS, "bg [photon/px]",
+                                       "sigma [nm]", "chi2", "crlb_sigma [nm]")})
+    return pd.concat(tables, ignore_index=True)
 
 
 def _link_next(xy_px: np.ndarray, frames: np.ndarray, radius_px: float) -> np.ndarray:
@@ -56,7 +107,8 @@ def _link_next(xy_px: np.ndarray, frames: np.ndarray, radius_px: float) -> np.nd
 def spot_statistics(locs: pd.DataFrame, movie_shape: tuple[int, int, int],
                     pixel_size_nm: float, sigma_guess_nm: float, snr_min: float = 10.0,
                     isolation_sigmas: float = 4.0, stationary_px: float = 0.5,
-                    link_radius_px: float = 1.0, min_spots: int = 20) -> dict:
+                    link_radius_px: float = 1.0, min_spots: int = 20,
+                    max_chi2: float = 2.0) -> dict:
     """Summaries of a localization table (see the module docstring for the PSF σ choice).
 
     Returns a dict with ``psf_sigma_nm``, ``psf_sigma_se_nm``, ``psf_sigma_spread_nm``
@@ -115,7 +167,11 @@ def spot_statistics(locs: pd.DataFrame, movie_shape: tuple[int, int, int],
     inside = ((xy[:, 0] > margin) & (xy[:, 0] < W - margin) & (xy[:, 1] > margin)
               & (xy[:, 1] < H - margin))
     chi2 = locs["chi2"].to_numpy()
-    good = isolated & inside & np.isfinite(sig) & (chi2 < 3.0)
+    roi_half = max(2, int(np.ceil(3 * s_px)))
+    # a σ at the fit's bounds (0.3 px, half the ROI) or a poor χ² means the model does not
+    # describe the spot (neighbour, strong background gradient): not a PSF measurement
+    at_bound = (sig / a < 0.35) | (sig / a > 0.9 * (2 * roi_half + 1) / 2)
+    good = isolated & inside & np.isfinite(sig) & (chi2 < max_chi2) & ~at_bound
     bright = good & (snr >= snr_min)
     if bright.sum() < min_spots:  # the brightest good spots instead
         order = np.argsort(-np.where(good, snr, -np.inf))
