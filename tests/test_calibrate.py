@@ -34,9 +34,9 @@ CAMERAS = {
 
 def _config(camera: str, seed: int, bg: float = 500.0, variation: float = 0.998,
             pattern: str = "gradient", extra=()):
-    ov = [f"seed={seed}", "n_frames=60", "fov.shape_px=[64,64]",
+    ov = [f"seed={seed}", "n_frames=100", "fov.shape_px=[64,64]",
           f"background.photons_per_px={bg}", f"background.pattern={pattern}",
-          f"background.variation={variation}", "particles.density_per_um2=0.2",
+          f"background.variation={variation}", "particles.density_per_um2=0.1",
           "photophysics.activation=start", "photophysics.bleach_lifetime_frames=null",
           "photophysics.photons_per_frame=2000", "psf.sigma_nm=120",
           "particles.motions=[{model: immobile, weight: 0.5}, "

@@ -50,7 +50,7 @@ def background_sample_mask(frames: np.ndarray, sigma_px: float = 1.3, threshold:
     ``ceil(4σ)``) in its frame or the adjacent frames, or near a spot visible in the temporal
     mean image (immobile emitters). Detection: difference-of-Gaussians (σ, 3σ) above
     ``threshold`` × the local noise, the noise map being a robust temporal scale of the
-    filtered movie (90th percentile of |deviation| / 1.645) median-filtered over ~15 px (so spots do not inflate their own noise estimate).
+    filtered movie (90th percentile of |deviation| / 1.645) median-filtered over 7 px (so spots do not inflate their own noise estimate).
     """
     f = np.asarray(frames, np.float32)
     T, H, W = f.shape
@@ -61,7 +61,7 @@ def background_sample_mask(frames: np.ndarray, sigma_px: float = 1.3, threshold:
     # 90th percentile of |deviation| / 1.645 (= σ for Gaussian noise): unlike the MAD it
     # follows the heavy tail of EMCCD noise at low light, so noise is not taken for spots
     scale = np.quantile(np.abs(dog - med), 0.9, axis=0) / 1.645
-    size = min(15, H, W)
+    size = min(7, H, W)
     noise = ndimage.median_filter(scale, size=size, mode="nearest")
     floor = max(float(np.median(noise)) * 1e-3, 1e-12)
     noise = np.maximum(noise, floor)
@@ -136,6 +136,45 @@ def _wls(x, y, se):
     return beta, cov, res, chi2
 
 
+def _bins_and_line(mean, var, k3, level, n_bins, min_pixels_per_bin):
+    """Pool pixels into quantile bins of ``level`` and fit var = slope·mean + intercept by
+    weighted least squares, dropping bins far off the line. Returns (bins, beta, cov, res,
+    chi2, used) with ``beta`` None when there are too few bins."""
+    order = np.argsort(level)
+    nb = int(max(2, min(n_bins, len(level) // min_pixels_per_bin)))
+    groups = np.array_split(order, nb)
+    B = {k: np.empty(nb) for k in ("mean", "var", "var_se", "k3", "k3_se", "n_pixels")}
+    for i, g in enumerate(groups):
+        B["mean"][i] = mean[g].mean()
+        B["var"][i] = var[g].mean()
+        B["var_se"][i] = var[g].std(ddof=1) / np.sqrt(len(g))
+        B["k3"][i] = k3[g].mean()
+        B["k3_se"][i] = k3[g].std(ddof=1) / np.sqrt(len(g))
+        B["n_pixels"][i] = len(g)
+    B["var_se"] = np.maximum(B["var_se"], 1e-9 + 1e-6 * np.abs(B["var"]))
+    used = np.ones(nb, bool)
+    beta = cov = res = chi2 = None
+    for _ in range(4):  # drop bins far off the line (spot contamination), refit
+        if used.sum() < 3:
+            return B, None, None, None, None, used
+        beta, cov, res, chi2 = _wls(B["mean"][used], B["var"][used], B["var_se"][used])
+        z = np.abs(B["var"] - (beta[0] * B["mean"] + beta[1])) / B["var_se"]
+        new = z < max(5.0, 3 * np.sqrt(max(chi2, 1.0)))
+        if used.sum() - new.sum() == 0 or new.sum() < max(3, nb // 2):
+            break
+        used = new
+    beta, cov, res, chi2 = _wls(B["mean"][used], B["var"][used], B["var_se"][used])
+    return B, beta, cov, res, chi2, used
+
+
+def _model_cumulants(d, s, excess):
+    """κ3, κ4, κ6 (ADU^j) of a compound-Poisson signal d ADU above the offset."""
+    if excess > 1.5:  # EMCCD: exponential jumps of mean b = s/2 ADU
+        b = s / 2.0
+        return 6 * d * b**2, 24 * d * b**3, 720 * d * b**5
+    return d * s**2, d * s**3, d * s**5
+
+
 def photon_transfer(frames: np.ndarray, keep: np.ndarray, excess: float = 1.0,
                     clip_values: tuple = (), n_bins: int = 40,
                     min_pixels_per_bin: int = 20) -> PhotonTransferFit:
@@ -173,35 +212,28 @@ def photon_transfer(frames: np.ndarray, keep: np.ndarray, excess: float = 1.0,
     if ok.sum() < 2 * min_pixels_per_bin:
         return out
     mean, var, k3 = mom["mean"][ok], mom["var"][ok], mom["k3"][ok]
-    order = np.argsort(level)
-    nb = int(max(2, min(n_bins, ok.sum() // min_pixels_per_bin)))
-    groups = np.array_split(order, nb)
-    B = {k: np.empty(nb) for k in ("mean", "var", "var_se", "k3", "k3_se", "n_pixels")}
-    for i, g in enumerate(groups):
-        B["mean"][i] = mean[g].mean()
-        B["var"][i] = var[g].mean()
-        B["var_se"][i] = var[g].std(ddof=1) / np.sqrt(len(g))
-        B["k3"][i] = k3[g].mean()
-        B["k3_se"][i] = k3[g].std(ddof=1) / np.sqrt(len(g))
-        B["n_pixels"][i] = len(g)
-    B["var_se"] = np.maximum(B["var_se"], 1e-9 + 1e-6 * np.abs(B["var"]))
-    used = np.ones(nb, bool)
-    beta = cov = None
-    for _ in range(4):  # drop bins far off the line (spot contamination), refit
-        if used.sum() < 2:
-            break
-        beta, cov, res, chi2 = _wls(B["mean"][used], B["var"][used], B["var_se"][used])
-        z = np.abs(B["var"] - (beta[0] * B["mean"] + beta[1])) / B["var_se"]
-        new = z < max(5.0, 3 * np.sqrt(max(chi2, 1.0)))
-        if used.sum() - new.sum() == 0 or new.sum() < max(3, nb // 2):
-            break
-        used = new
+    n_i = mom["n"][ok]
+    B, beta, cov, res, chi2, used = _bins_and_line(mean, var, k3, level, n_bins,
+                                                   min_pixels_per_bin)
+    if beta is not None and beta[0] > 0:
+        # drop single pixels whose variance is > 6 SD above the line (spot remnants, e.g.
+        # tails of spots just outside the image), SD from the model: (κ4 + 2κ2²)/(n − 1)
+        s0, c0 = beta
+        o0 = (QUANTIZATION_VAR_ADU2 - c0) / s0
+        k2m = np.maximum(s0 * mean + c0, QUANTIZATION_VAR_ADU2)
+        _, k4m, _ = _model_cumulants(np.clip(mean - o0, 0, None), s0, excess)
+        z = (var - k2m) / np.sqrt((np.abs(k4m) + 2 * k2m**2) / (n_i - 1))
+        inl = z < 6.0
+        if (~inl).any() and inl.sum() >= 2 * min_pixels_per_bin:
+            mean, var, k3, n_i, level = mean[inl], var[inl], k3[inl], n_i[inl], level[inl]
+            out.n_pixels, out.n_samples = int(inl.sum()), int(n_i.sum())
+            B, beta, cov, res, chi2, used = _bins_and_line(mean, var, k3, level, n_bins,
+                                                           min_pixels_per_bin)
     B["used"] = used
     out.bins = {k: v.tolist() for k, v in B.items()}
     out.mean_range_adu = (float(B["mean"].min()), float(B["mean"].max()))
-    if beta is None or used.sum() < 3:
+    if beta is None:
         return out
-    beta, cov, res, chi2 = _wls(B["mean"][used], B["var"][used], B["var_se"][used])
     scale = max(chi2, 1.0)
     out.slope, out.intercept = float(beta[0]), float(beta[1])
     out.slope_se = float(np.sqrt(cov[0, 0] * scale))
@@ -213,27 +245,44 @@ def photon_transfer(frames: np.ndarray, keep: np.ndarray, excess: float = 1.0,
     s = out.slope
     if s <= 0:
         return out
-    # --- offset from the third cumulant: k3 = c3 s² (mean − offset)
+    # --- offset from the third cumulant: k3 = c3 s² (mean − offset), pixel by pixel
+    # (bins would mix dim pixels, which pin the offset, with brighter ones whose κ3 is far
+    # noisier). Each pixel gives o_i = mean_i − k3_i / (c3 s²); weights 1/Var(o_i) from the
+    # model's cumulants at the pixel's mean (not its noisy k2, k3):
+    # Var(k3) ≈ (κ6 + 9κ4κ2 + 9κ3² + 6κ2³)/n, with κj = d·u_j for a compound Poisson signal
+    # (d = mean − offset; u_j = s^(j−1) for Poisson electrons, j!·(s/2)^(j−1) for EMCCD).
+    # Weighting by the pixel's own mean biases the offset by ≈ −3s/n ADU (sCMOS) or
+    # ≈ −κ2/(n·d) (EMCCD), a few 0.01 ADU for n ≈ 100 frames; the neighbours' mean would be
+    # unbiased but is a poor proxy at sharp background edges (e.g. the image border).
+    # The SE is the sandwich (empirical) one, valid whatever the noise distribution.
     c3 = 1.5 if excess > 1.5 else 1.0
     A = c3 * s * s
+    o0 = (QUANTIZATION_VAR_ADU2 - out.intercept) / s  # lower bound, for the weights only
+    d = np.clip(mean - o0, 0.0, None)
+    k3m, k4m, k6m = _model_cumulants(d, s, excess)
+    k2m = np.maximum(s * mean + out.intercept, QUANTIZATION_VAR_ADU2)
+    var_o = (k6m + 9 * k4m * k2m + 9 * k3m**2 + 6 * k2m**3) / n_i / A**2
+    o_i = mean - k3 / A
+    w = 1.0 / var_o
+    sel = np.isfinite(o_i) & np.isfinite(w)
+    for _ in range(3):  # robust: drop pixels > 6 model SDs away (spot remnants)
+        if sel.sum() < 3:
+            break
+        o = float(np.sum(w[sel] * o_i[sel]) / w[sel].sum())
+        new_sel = sel & (np.abs(o_i - o) < 6 * np.sqrt(var_o))
+        if new_sel.sum() == sel.sum():
+            break
+        sel = new_sel
+    if sel.sum() >= 3:
+        ws = w[sel]
+        o = float(np.sum(ws * o_i[sel]) / ws.sum())
+        stat = float(np.sqrt(np.sum(ws**2 * (o_i[sel] - o) ** 2)) / ws.sum())
+        lever = float(np.sum(ws * (mean[sel] - o)) / ws.sum())
+        syst = abs(lever) * 2 * out.slope_se / s  # from the uncertainty of s
+        out.offset_k3, out.offset_k3_se = o, float(np.hypot(stat, syst))
     k3_se = np.maximum(B["k3_se"], 1e-12)
-    o_b = B["mean"] - B["k3"] / A
-    o_se = k3_se / A
-    sel = used & np.isfinite(o_b)
-    if sel.sum() >= 1:
-        w = 1 / o_se[sel] ** 2
-        o = float(np.sum(w * o_b[sel]) / w.sum())
-        # drop bins inconsistent with the pooled value (outliers), recompute
-        good = sel & (np.abs(o_b - o) < 5 * o_se + 1e-9)
-        if good.sum() >= 1:
-            w = 1 / o_se[good] ** 2
-            o = float(np.sum(w * o_b[good]) / w.sum())
-            stat = float(np.sqrt(1 / w.sum()))
-            lever = float(np.sum(w * (B["mean"][good] - o)) / w.sum())
-            syst = abs(lever) * 2 * out.slope_se / s  # from the uncertainty of s
-            out.offset_k3, out.offset_k3_se = o, float(np.hypot(stat, syst))
-        # free fit of k3 vs mean: its slope / s² is c3 (1 Poisson/sCMOS, 1.5 EMCCD)
-        if sel.sum() >= 3:
-            b3, _, _, _ = _wls(B["mean"][sel], B["k3"][sel], k3_se[sel])
-            out.skew_ratio = float(b3[0] / (s * s))
+    sel = used & np.isfinite(B["k3"])
+    if sel.sum() >= 3:  # free fit of k3 vs mean: slope / s² = c3 (1 sCMOS, 1.5 EMCCD)
+        b3, _, _, _ = _wls(B["mean"][sel], B["k3"][sel], k3_se[sel])
+        out.skew_ratio = float(b3[0] / (s * s))
     return out
