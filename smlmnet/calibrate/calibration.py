@@ -59,6 +59,8 @@ class Calibration:
     offset_source: str = "unidentifiable"
     offset_reliability: str = "none"
     read_noise_adu: float | None = None
+    read_var_adu2: float | None = None
+    read_var_se_adu2: float | None = None
     read_noise_e: float | None = None
     qe: float = 1.0
     qe_source: str = "assumed"
@@ -78,6 +80,7 @@ class Calibration:
     psf_sigma_se_nm: float | None = None
     psf_sigma_spread_nm: float | None = None
     n_psf_spots: int = 0
+    n_psf_molecules: int = 0
     psf_sigma_selection: str = "none"
     psf_sigma_source: str = "unidentifiable"
     psf_sigma_metadata_nm: float | None = None
@@ -182,7 +185,8 @@ class Calibration:
             f"[{self.offset_source}, {self.offset_reliability}], read noise "
             f"{f(self.read_noise_adu, '.3g')} ADU",
             f"PSF sigma {f(self.psf_sigma_nm, '.1f')} ± {f(self.psf_sigma_se_nm, '.1f')} nm "
-            f"from {self.n_psf_spots} spots [{self.psf_sigma_source}]; pixel "
+            f"from {self.n_psf_spots} fits of {self.n_psf_molecules} molecules "
+            f"[{self.psf_sigma_source}]; pixel "
             f"{self.pixel_size_nm:g} nm ({self.pixel_size_source}), frame "
             f"{self.frame_time_s:g} s ({self.frame_time_source})",
             f"background {f(self.background_photons_per_px, '.3g')} photons/px; spots: median "
@@ -371,7 +375,12 @@ def calibrate_movie(movie: Movie, camera: str | None = None, *,
     else:
         warns.append("offset unidentifiable from this movie; pass --baseline-adu")
     if slope_ok and cal.offset_adu is not None:
+        # read_var (rounding's 1/12 included) = intercept + slope·offset; its SE is
+        # dominated by slope·SE(offset): an EMCCD's read noise is rarely measurable this way
         rv = pt.intercept + s * cal.offset_adu
+        cal.read_var_adu2 = float(rv)
+        cal.read_var_se_adu2 = float(np.hypot(pt.intercept_se or 0.0,
+                                              s * (cal.offset_se_adu or 0.0)))
         cal.read_noise_adu = float(np.sqrt(max(rv - QUANTIZATION_VAR_ADU2, 0.0)))
         if cal.e_per_adu is not None:
             cal.read_noise_e = cal.read_noise_adu * cal.e_per_adu
@@ -406,6 +415,7 @@ def calibrate_movie(movie: Movie, camera: str | None = None, *,
         locs = localize_for_calibration(spot_movie, sigma_guess)
         st = spot_statistics(locs, shape, movie.pixel_size_nm, sigma_guess)
     for key in ("psf_sigma_nm", "psf_sigma_se_nm", "psf_sigma_spread_nm", "n_psf_spots",
+                "n_psf_molecules",
                 "psf_sigma_selection", "photons_percentiles", "n_localizations",
                 "density_per_um2_per_frame", "on_time_mean_frames", "n_runs"):
         setattr(cal, key, st[key])

@@ -112,7 +112,7 @@ def spot_statistics(locs: pd.DataFrame, movie_shape: tuple[int, int, int],
     """Summaries of a localization table (see the module docstring for the PSF σ choice).
 
     Returns a dict with ``psf_sigma_nm``, ``psf_sigma_se_nm``, ``psf_sigma_spread_nm``
-    (1.4826·MAD), ``n_psf_spots``, ``psf_sigma_selection``, ``sigma_values_nm`` (the σ of the
+    (1.4826·MAD), ``n_psf_spots``, ``n_psf_molecules``, ``psf_sigma_selection``, ``sigma_values_nm`` (the σ of the
     chosen spots, for the histogram), ``photons_percentiles`` (10/25/50/75/90 %),
     ``photons_values``, ``n_localizations``, ``density_per_um2_per_frame``,
     ``on_time_mean_frames``, ``n_runs`` and ``background_fit_photons_per_px`` (median of the
@@ -122,6 +122,7 @@ def spot_statistics(locs: pd.DataFrame, movie_shape: tuple[int, int, int],
     a = pixel_size_nm
     out: dict = {"n_localizations": int(len(locs)), "psf_sigma_nm": None,
                  "psf_sigma_se_nm": None, "psf_sigma_spread_nm": None, "n_psf_spots": 0,
+                 "n_psf_molecules": 0,
                  "psf_sigma_selection": "none", "sigma_values_nm": [],
                  "photons_percentiles": None, "photons_values": [],
                  "density_per_um2_per_frame": len(locs) / (T * H * W * (a / 1000) ** 2),
@@ -145,10 +146,13 @@ def spot_statistics(locs: pd.DataFrame, movie_shape: tuple[int, int, int],
     has_prev = np.zeros(len(xy), bool)
     has_prev[nxt[nxt >= 0]] = True
     lengths = []
-    for start in np.flatnonzero(~has_prev):
+    run_id = np.full(len(xy), -1, np.int64)
+    for r, start in enumerate(np.flatnonzero(~has_prev)):
         n, i = 1, start
+        run_id[i] = r
         while nxt[i] >= 0:
             i = nxt[i]
+            run_id[i] = r
             n += 1
         lengths.append(n)
     out["n_runs"] = len(lengths)
@@ -199,7 +203,14 @@ def spot_statistics(locs: pd.DataFrame, movie_shape: tuple[int, int, int],
     s = sig[chosen]
     med = float(np.median(s))
     spread = float(1.4826 * np.median(np.abs(s - med)))
+    # repeated fits of one molecule share its local background and neighbourhood: the SE
+    # counts molecules (runs), from the scatter of the per-run medians
+    runs = run_id[chosen]
+    per_run = np.array([np.median(s[runs == r]) for r in np.unique(runs)])
+    run_spread = float(1.4826 * np.median(np.abs(per_run - np.median(per_run))))
+    se = 1.2533 * max(run_spread, spread / np.sqrt(len(s) / len(per_run))) / np.sqrt(
+        len(per_run))
     out.update({"psf_sigma_nm": med, "psf_sigma_spread_nm": spread,
-                "psf_sigma_se_nm": 1.2533 * spread / np.sqrt(len(s)),
-                "n_psf_spots": int(len(s)), "sigma_values_nm": s.tolist()})
+                "psf_sigma_se_nm": float(se), "n_psf_spots": int(len(s)),
+                "n_psf_molecules": int(len(per_run)), "sigma_values_nm": s.tolist()})
     return out
