@@ -6,9 +6,9 @@ background samples spread over a lever arm from ~0 to the top level the slope's 
 is ≈ sqrt(2/N)·(a few) ≈ 0.4 % (measured over 6 seeds: errors ≤ 0.6 %): 5 % is > 10 SE.
 The offset from the third cumulant has SE ≈ sqrt(6·var³/n)/(c3·s²) per pixel, ≈ 3 ADU for
 the dimmest (~1 photon) pixels, so ≈ 0.4–0.6 ADU over the ~40 dimmest pixels (measured over
-6 seeds: errors ≤ 1.2 ADU): 2 ADU is ≈ 4 SE. The median σ of ~200 bright spots whose individual σ scatter by ~5 % has an SE of
-≈ 1.25·5 %/√n_molecules, ≈ 1–2 % for the handful of stationary molecules here; 5 % also
-covers the small widening of slow molecules by blur.
+6 seeds: errors ≤ 1.2 ADU): 2 ADU is ≈ 4 SE. The median σ of bright spots whose individual
+σ scatter by ~5 % has an SE of ≈ 1.25·5 %/√n_molecules, ≈ 1–2 % for the handful of
+stationary molecules here; 5 % also covers the small widening of slow molecules by blur.
 Every test also checks the reported SE is consistent with the error (within 5 SE + slack).
 """
 

@@ -33,8 +33,10 @@ from smlmnet.calibrate.spots import localize_for_calibration, spot_statistics
 from smlmnet.data.contracts import Movie
 
 DEFAULT_PSF_SIGMA_NM = 130.0
-#: Offset from the third cumulant is used when its standard error is below this (ADU).
-MAX_OFFSET_SE_ADU = 2.0
+#: Offset from the third cumulant is used when its standard error is below this (ADU): the
+#: alternative (variance intercept) is biased by the unknown read noise, read_var/slope ADU,
+#: which is several ADU for a typical sCMOS at 2 ADU/e⁻.
+MAX_OFFSET_SE_ADU = 3.0
 #: Gain from the photon-transfer slope is used when its relative standard error is below.
 MAX_GAIN_REL_SE = 0.1
 
@@ -357,7 +359,8 @@ def calibrate_movie(movie: Movie, camera: str | None = None, *,
           and pt.offset_k3_se <= MAX_OFFSET_SE_ADU):
         cal.offset_adu, cal.offset_se_adu = pt.offset_k3, pt.offset_k3_se
         cal.offset_source = "movie (third cumulant: zero at the offset, free of read noise)"
-        cal.offset_reliability = "good" if pt.offset_k3_se <= 0.5 else "fair"
+        cal.offset_reliability = ("good" if pt.offset_k3_se <= 0.5 else
+                                  "fair" if pt.offset_k3_se <= 1.5 else "low")
     elif meta_cam.get("baseline_adu") is not None and cal.camera_model != "poisson":
         cal.offset_adu = float(meta_cam["baseline_adu"])
         cal.offset_source, cal.offset_reliability = "metadata", "as stated"

@@ -50,7 +50,8 @@ def background_sample_mask(frames: np.ndarray, sigma_px: float = 1.3, threshold:
     ``ceil(4σ)``) in its frame or the adjacent frames, or near a spot visible in the temporal
     mean image (immobile emitters). Detection: difference-of-Gaussians (σ, 3σ) above
     ``threshold`` × the local noise, the noise map being a robust temporal scale of the
-    filtered movie (90th percentile of |deviation| / 1.645) median-filtered over 7 px (so spots do not inflate their own noise estimate).
+    filtered movie (90th percentile of |deviation| / 1.645) median-filtered over 7 px (so
+    spots do not inflate their own noise estimate).
     """
     f = np.asarray(frames, np.float32)
     T, H, W = f.shape

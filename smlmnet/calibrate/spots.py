@@ -112,8 +112,9 @@ def spot_statistics(locs: pd.DataFrame, movie_shape: tuple[int, int, int],
     """Summaries of a localization table (see the module docstring for the PSF σ choice).
 
     Returns a dict with ``psf_sigma_nm``, ``psf_sigma_se_nm``, ``psf_sigma_spread_nm``
-    (1.4826·MAD), ``n_psf_spots``, ``n_psf_molecules``, ``psf_sigma_selection``, ``sigma_values_nm`` (the σ of the
-    chosen spots, for the histogram), ``photons_percentiles`` (10/25/50/75/90 %),
+    (1.4826·MAD), ``n_psf_spots``, ``n_psf_molecules``, ``psf_sigma_selection``,
+    ``sigma_values_nm`` (the σ of the chosen spots, for the histogram),
+    ``photons_percentiles`` (10/25/50/75/90 %),
     ``photons_values``, ``n_localizations``, ``density_per_um2_per_frame``,
     ``on_time_mean_frames``, ``n_runs`` and ``background_fit_photons_per_px`` (median of the
     fitted local backgrounds). Values are ``None`` where there are no data.
