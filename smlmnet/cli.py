@@ -113,10 +113,11 @@ def cmd_analyze(args) -> int:
         movie.exposure_time_s = args.exposure_s
     from smlmnet.io.tiff import tiff_psf_sigma_nm
 
+    tiff_psf = None if args.psf_sigma_nm else tiff_psf_sigma_nm(movie_path)
     if args.psf_sigma_nm:
         psf, psf_from = args.psf_sigma_nm, "--psf-sigma-nm"
-    elif tiff_psf_sigma_nm(movie_path) is not None:
-        psf, psf_from = tiff_psf_sigma_nm(movie_path), "the TIFF metadata"
+    elif tiff_psf is not None:
+        psf, psf_from = tiff_psf, "the TIFF metadata"
     else:
         psf, psf_from = 130.0, ("the default (not in the TIFF metadata; measure it with "
                                 "`smlmnet calibrate` and pass --psf-sigma-nm)")

@@ -196,3 +196,30 @@ def test_to_dict_is_strict_json():
     d = cal.to_dict()
     assert d["gain_adu_per_e"] is None and d["photon_transfer"]["x"] is None
     json.dumps(d, allow_nan=False)
+
+
+def test_analyze_takes_psf_sigma_from_tiff(sims, tmp_path, capsys):
+    import tifffile
+
+    from smlmnet.io.tiff import tiff_psf_sigma_nm, write_movie_tiff
+
+    r = sims["emccd"]
+    movie = Movie(r.movie.frames[:20], 100.0, 0.02, None, r.movie.camera)
+    path = write_movie_tiff(tmp_path / "m.tif", movie, psf_sigma_nm=117.0)
+    assert tiff_psf_sigma_nm(path) == pytest.approx(117.0)
+    assert main(["analyze", str(path), "--localizer", "mle", "-o", str(tmp_path / "a")]) == 0
+    assert "PSF sigma 117 nm from the TIFF metadata" in capsys.readouterr().out
+    # files written before the PSF σ had its own key: found under "metadata"
+    old = tmp_path / "old.tif"
+    info = {"pixel_size_nm": 100.0, "frame_time_s": 0.02, "camera": r.movie.camera,
+            "metadata": {"psf_sigma_nm": 111.0}}
+    tifffile.imwrite(old, movie.frames, imagej=True,
+                     metadata={"axes": "TYX", "smlmnet": json.dumps(info)})
+    assert tiff_psf_sigma_nm(old) == pytest.approx(111.0)
+    # no σ anywhere: the default, and the log says so
+    bare = tmp_path / "bare.tif"
+    tifffile.imwrite(bare, movie.frames)
+    assert tiff_psf_sigma_nm(bare) is None
+    assert main(["analyze", str(bare), "--localizer", "mle", "--pixel-size-nm", "100",
+                 "--frame-time-s", "0.02", "-o", str(tmp_path / "b")]) == 0
+    assert "PSF sigma 130 nm from the default" in capsys.readouterr().out

@@ -314,7 +314,8 @@ def calibrate_movie(movie: Movie, camera: str | None = None, *,
     s = pt.slope
     slope_ok = s is not None and s > 0 and pt.slope_se is not None
     rel = pt.slope_se / s if slope_ok else None
-    if slope_ok and rel <= MAX_GAIN_REL_SE:
+    gain_measured = bool(slope_ok and rel <= MAX_GAIN_REL_SE)
+    if gain_measured:
         cal.gain_adu_per_e = s / F
         cal.gain_rel_se = rel
         cal.gain_source = "movie (photon transfer)"
@@ -336,7 +337,7 @@ def calibrate_movie(movie: Movie, camera: str | None = None, *,
             "pass --e-per-adu (and --em-gain for an EMCCD)")
     if cal.gain_adu_per_e is not None:
         cal.e_per_adu = 1.0 / cal.gain_adu_per_e
-    if slope_ok and pt.skew_ratio is not None:
+    if gain_measured and pt.skew_ratio is not None:
         expect = 1.5 if F > 1.5 else 1.0
         other = 1.0 if F > 1.5 else 1.5
         if abs(pt.skew_ratio - expect) > 0.3 and abs(pt.skew_ratio - other) < 0.15:
@@ -348,14 +349,14 @@ def calibrate_movie(movie: Movie, camera: str | None = None, *,
 
     # --- offset
     lower = upper = None
-    if slope_ok:
+    if gain_measured:
         lower = (QUANTIZATION_VAR_ADU2 - pt.intercept) / s  # read noise >= 0
         upper = pt.mean_range_adu[0]
         cal.offset_bounds_adu = [float(lower), float(upper)]
     if baseline_adu is not None:
         cal.offset_adu, cal.offset_source, cal.offset_reliability = (
             float(baseline_adu), "user", "as given")
-    elif (slope_ok and pt.offset_k3 is not None and pt.offset_k3_se is not None
+    elif (gain_measured and pt.offset_k3 is not None and pt.offset_k3_se is not None
           and pt.offset_k3_se <= MAX_OFFSET_SE_ADU):
         cal.offset_adu, cal.offset_se_adu = pt.offset_k3, pt.offset_k3_se
         cal.offset_source = "movie (third cumulant: zero at the offset, free of read noise)"
@@ -366,7 +367,7 @@ def calibrate_movie(movie: Movie, camera: str | None = None, *,
         cal.offset_source, cal.offset_reliability = "metadata", "as stated"
     elif cal.camera_model == "poisson":
         cal.offset_adu, cal.offset_source, cal.offset_reliability = 0.0, "assumed", "assumed"
-    elif slope_ok:
+    elif gain_measured:
         cal.offset_adu, cal.offset_se_adu = float(lower), pt.intercept_se / s
         cal.offset_source = ("movie (variance intercept assuming negligible read noise: a "
                              "lower bound, too low by read_var/slope)")
@@ -377,7 +378,7 @@ def calibrate_movie(movie: Movie, camera: str | None = None, *,
             "pass --baseline-adu if you know it")
     else:
         warns.append("offset unidentifiable from this movie; pass --baseline-adu")
-    if slope_ok and cal.offset_adu is not None:
+    if gain_measured and cal.offset_adu is not None:
         # read_var (rounding's 1/12 included) = intercept + slope·offset; its SE is
         # dominated by slope·SE(offset): an EMCCD's read noise is rarely measurable this way
         rv = pt.intercept + s * cal.offset_adu
