@@ -232,7 +232,8 @@ def _jsonable(x):
 def calibrate_movie(movie: Movie, camera: str | None = None, *,
                     psf_sigma_nm_hint: float | None = None, baseline_adu: float | None = None,
                     metadata: dict | None = None, max_frames: int = 400,
-                    max_frames_spots: int = 200, sources: dict | None = None) -> Calibration:
+                    max_frames_spots: int = 200, max_samples: int = 20_000_000,
+                    sources: dict | None = None) -> Calibration:
     """Calibrate ``movie`` from its own pixels.
 
     Args:
@@ -244,7 +245,8 @@ def calibrate_movie(movie: Movie, camera: str | None = None, *,
         baseline_adu: a known offset (ADU); it then overrides the estimate.
         metadata: extra TIFF metadata (``psf_sigma_nm`` ...), e.g. from
             :func:`smlmnet.io.tiff.read_tiff_calibration`.
-        max_frames: frames used for the photon-transfer analysis (the first ones).
+        max_frames: frames used for the photon-transfer analysis (the first ones), at most
+            ``max_samples`` pixel values in all (≈ 8 bytes × 4 each in memory).
         max_frames_spots: frames fitted for the spot statistics.
         sources: where pixel size / frame time came from (``{"pixel_size_nm": "metadata"}``).
     """
@@ -253,7 +255,9 @@ def calibrate_movie(movie: Movie, camera: str | None = None, *,
     meta_cam = dict(movie.camera or {})
     cal = Calibration(metadata_camera=_jsonable(meta_cam))
     T, H, W = movie.shape
-    frames = np.asarray(movie.frames[:max_frames])
+    # memory: the analysis holds a few float arrays of the frames used
+    n_use = int(max(16, min(max_frames, max_samples // (H * W))))
+    frames = np.asarray(movie.frames[:n_use])
     cal.movie_shape = [int(T), int(H), int(W)]
     cal.dtype = str(frames.dtype)
     cal.bit_depth = 8 if frames.dtype == np.uint8 else 16
@@ -307,6 +311,8 @@ def calibrate_movie(movie: Movie, camera: str | None = None, *,
         "offset_third_cumulant_adu": pt.offset_k3, "offset_third_cumulant_se_adu":
         pt.offset_k3_se, "third_cumulant_ratio": pt.skew_ratio,
         "third_cumulant_ratio_expected": 1.5 if F > 1.5 else 1.0,
+        "n_frames_used": int(len(frames)),
+        "bins": pt.bins,
     }
     cal.diagnostics["bins"] = pt.bins
 
