@@ -26,14 +26,16 @@ def build(cfg: DictConfig):
 @hydra.main(version_base=None, config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
+    if cfg.get("torch_threads"):
+        import torch
+
+        torch.set_num_threads(int(cfg.torch_threads))
     datamodule, model, trainer = build(cfg)
     trainer.fit(model, datamodule, ckpt_path=cfg.ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     print({k: round(v, 4) for k, v in metrics.items()})
     if cfg.export_pretrained:
-        from smlmnet.models.export import export_trained
-
-        export_trained(cfg, model, datamodule, HydraConfig.get().runtime.output_dir)
+        model.export_model_folder(cfg, datamodule, HydraConfig.get().runtime.output_dir)
     return metrics
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from smlmnet import __version__
@@ -57,8 +58,7 @@ def cmd_simulate(args) -> int:
 
 
 def _write_analysis(movie, analysis, out: Path, extra: dict | None = None) -> None:
-    import json
-
+    from smlmnet.io.jsonio import write_json
     from smlmnet.io.tables import to_thunderstorm, to_trackpy, write_csv
     from smlmnet.plotting import plot_analysis_report
 
@@ -68,8 +68,7 @@ def _write_analysis(movie, analysis, out: Path, extra: dict | None = None) -> No
     write_csv(to_trackpy(analysis.tracks, movie.pixel_size_nm), out / "tracks_trackpy.csv")
     write_csv(analysis.diffusion, out / "diffusion.csv")
     plot_analysis_report(movie, analysis, out / "report.png")
-    (out / "summary.json").write_text(json.dumps({**analysis.summary, **(extra or {})},
-                                                 indent=2, default=float))
+    write_json(out / "summary.json", {**analysis.summary, **(extra or {})})
 
 
 def _analysis_components(args, psf_sigma_nm: float, pixel_size_nm: float):
@@ -77,7 +76,7 @@ def _analysis_components(args, psf_sigma_nm: float, pixel_size_nm: float):
     from smlmnet.localize import SpotFitLocalizer
 
     if args.localizer == "decode":
-        from smlmnet.localize.decode_localizer import DecodeLocalizer
+        from smlmnet.localize.decode.infer import DecodeLocalizer
 
         localizer = DecodeLocalizer.from_pretrained(args.model)
         trained_px = localizer.info.get("pixel_size_nm", pixel_size_nm)
@@ -93,6 +92,51 @@ def _analysis_components(args, psf_sigma_nm: float, pixel_size_nm: float):
     return localizer, linker
 
 
+CAMERA_DEFAULTS = {"baseline_adu": 100.0, "e_per_adu": 1.0, "em_gain": 1.0, "qe": 1.0,
+                   "read_noise_e": 0.0}
+
+
+def _analysis_camera(args, from_tiff: dict | None) -> dict:
+    """Camera of `analyze`: the TIFF's, with the flags given on the command line on top.
+
+    A camera flag (``--baseline-adu`` ...) is never ignored silently: without ``--camera`` it
+    needs a camera model in the TIFF metadata. ``--camera`` naming another model than the
+    TIFF's starts from ``CAMERA_DEFAULTS``.
+    """
+    given = {k: getattr(args, k) for k in CAMERA_DEFAULTS if getattr(args, k) is not None}
+    cam = dict(from_tiff or {})
+    if args.camera is None and not (cam.get("model") or any(k in cam for k in CAMERA_DEFAULTS)):
+        if given:
+            flags = " ".join("--" + k.replace("_", "-") for k in given)
+            raise ValueError(f"{flags} given but no camera model: the TIFF metadata states none; "
+                             "add --camera scmos (or emccd)")
+        warnings.warn("no camera parameters (not in the TIFF metadata): pixel values are taken "
+                      "as photons; pass --camera scmos|emccd with --baseline-adu, --e-per-adu "
+                      "(and --em-gain, --qe) for correct photon counts", stacklevel=2)
+        return {**cam, "model": "poisson"}
+    if args.camera is not None and args.camera != cam.get("model"):
+        # another camera than the TIFF's: its values do not apply
+        cam = {k: v for k, v in cam.items() if k not in CAMERA_DEFAULTS}
+        cam.update(model=args.camera, **CAMERA_DEFAULTS)
+    if given and (args.camera or cam.get("model")) == "poisson":
+        flags = " ".join("--" + k.replace("_", "-") for k in given)
+        raise ValueError(f"{flags} has no effect on a poisson camera (pixel values are photons); "
+                         "use --camera scmos (or emccd) to apply it")
+    return {**cam, **given}
+
+
+def _check_output_not_over_input(out: Path, movie: Path) -> None:
+    """Refuse an output folder that is, holds, or lies inside the input movie."""
+    o, m = out.resolve(), movie.resolve()
+    if o == m or o in m.parents:
+        what = "is the input movie" if o == m else "holds the input movie"
+        raise ValueError(f"the output folder {str(out)!r} {what} {str(movie)!r}; outputs never "
+                         "go over the input: choose a new folder with -o/--output")
+    if m in o.parents:
+        raise ValueError(f"the output folder {str(out)!r} lies inside the input movie file "
+                         f"{str(movie)!r}: choose a new folder with -o/--output")
+
+
 def cmd_analyze(args) -> int:
     from smlmnet.io.atomic import atomic_output_dir, check_output_dir
     from smlmnet.io.tiff import read_movie_tiff
@@ -101,16 +145,15 @@ def cmd_analyze(args) -> int:
     movie_path = Path(args.movie)
     out = Path(args.output) if args.output else movie_path.with_name(
         movie_path.stem + "_smlmnet")
-    if out.resolve() == movie_path.resolve():
-        raise ValueError("the output folder must not be the input movie")
+    _check_output_not_over_input(out, movie_path)
     check_output_dir(out)
-    movie = read_movie_tiff(movie_path, args.pixel_size_nm, args.frame_time_s, lazy=True)
-    if args.camera:
-        movie.camera = {"model": args.camera, "baseline_adu": args.baseline_adu,
-                        "e_per_adu": args.e_per_adu, "em_gain": args.em_gain, "qe": args.qe,
-                        "read_noise_e": args.read_noise_e}
-    if args.exposure_s is not None:
-        movie.exposure_time_s = args.exposure_s
+    movie = read_movie_tiff(movie_path, args.pixel_size_nm, args.frame_time_s, lazy=True,
+                            exposure_time_s=args.exposure_s)
+    movie.camera = _analysis_camera(args, movie.camera)
+    if movie.exposure_time_s is None and not args.stroboscopic:
+        warnings.warn("the exposure time is unknown (not in the TIFF metadata): assuming no "
+                      "motion blur (R = 0); pass --exposure-s S, or --stroboscopic to silence "
+                      "this", stacklevel=2)
     from smlmnet.io.tiff import tiff_psf_sigma_nm
 
     tiff_psf = None if args.psf_sigma_nm else tiff_psf_sigma_nm(movie_path)
@@ -142,8 +185,7 @@ def cmd_calibrate(args) -> int:
     movie_path = Path(args.movie)
     out = Path(args.output) if args.output else movie_path.with_name(
         movie_path.stem + "_calibration")
-    if out.resolve() == movie_path.resolve():
-        raise ValueError("the output folder must not be the input movie")
+    _check_output_not_over_input(out, movie_path)
     check_output_dir(out)
     cal = calibrate_tiff(movie_path, camera=args.camera, pixel_size_nm=args.pixel_size_nm,
                          frame_time_s=args.frame_time_s, psf_sigma_nm_hint=args.psf_sigma_nm,
@@ -156,9 +198,8 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    import json
-
     from smlmnet.io.atomic import check_output_dir
+    from smlmnet.io.jsonio import write_json
     from smlmnet.metrics.pipeline import score_analysis
     from smlmnet.pipeline import analyze_movie
     from smlmnet.simulate import load_config
@@ -186,7 +227,7 @@ def cmd_demo(args) -> int:
         d = scores["diffusion"]
         print(f"  D (MLE) on {d['n_tracks_scored']} Brownian tracks: relative bias "
               f"{d['rel_bias_D']:+.2f}, relative RMSE {d['rel_rmse_D']:.2f}")
-    (out / "scores.json").write_text(json.dumps(scores, indent=2))
+    write_json(out / "scores.json", scores)
     print(f"open {out / 'simulation' / 'overview.png'} (truth) and "
           f"{out / 'analysis' / 'report.png'} (analysis)")
     return 0
@@ -210,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="simulate a movie with ground truth into a new folder")
     p.add_argument("preset", nargs="?", default="sptpalm_membrane",
-                   help="preset name from configs/simulation (see `smlmnet presets`)")
+                   help="preset name from smlmnet/configs/simulation (see `smlmnet presets`)")
     p.add_argument("overrides", nargs="*", help="config overrides key=value, e.g. n_frames=50 "
                    "camera.em_gain=200 particles.motions.0.D_um2_s=0.5")
     p.add_argument("-o", "--output", required=True, help="new (or empty) output folder")
@@ -248,11 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stroboscopic", action="store_true", help="no motion blur (R = 0)")
     p.add_argument("--camera", choices=["poisson", "scmos", "emccd"],
                    help="camera model (default: from the TIFF metadata)")
-    p.add_argument("--baseline-adu", type=float, default=100.0)
-    p.add_argument("--e-per-adu", type=float, default=1.0)
-    p.add_argument("--em-gain", type=float, default=1.0)
-    p.add_argument("--qe", type=float, default=1.0)
-    p.add_argument("--read-noise-e", type=float, default=0.0)
+    cam_help = "(default: the TIFF metadata, else {})"
+    p.add_argument("--baseline-adu", type=float, help="camera offset subtracted from the pixel "
+                   "values; negative for offset/background-subtracted data "
+                   + cam_help.format(100))
+    p.add_argument("--e-per-adu", type=float, help=cam_help.format(1))
+    p.add_argument("--em-gain", type=float, help=cam_help.format(1))
+    p.add_argument("--qe", type=float, help=cam_help.format(1))
+    p.add_argument("--read-noise-e", type=float, help=cam_help.format(0))
     p.add_argument("--psf-sigma-nm", type=float,
                    help="PSF sigma (default: the TIFF metadata, else 130 nm)")
     p.add_argument("--min-length", type=int, default=5,
@@ -290,9 +334,14 @@ def main(argv: list[str] | None = None) -> int:
     from smlmnet.io.atomic import OutputExistsError
     from smlmnet.simulate.params import ConfigError
 
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"smlmnet {args.command}: warning: {message}", file=sys.stderr)
+
     try:
-        return args.func(args)
-    except (ConfigError, OutputExistsError, FileNotFoundError, ValueError) as err:
+        with warnings.catch_warnings():
+            warnings.showwarning = show  # one clean line per warning, restored on exit
+            return args.func(args)
+    except (ConfigError, OutputExistsError, OSError, ValueError) as err:
         print(f"smlmnet {args.command}: error: {err}", file=sys.stderr)
         return 2
 

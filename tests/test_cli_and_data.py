@@ -3,10 +3,11 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from smlmnet.cli import main
-from smlmnet.data.datasets import SimulatedMovieDataset
+from smlmnet.models.datasets import SimulatedMovieDataset
 from smlmnet.simulate import load_config
 
 
@@ -20,7 +21,8 @@ def test_demo_writes_dataset_and_figure(tmp_path, capsys):
     for name in ("localizations.csv", "tracks.csv", "diffusion.csv", "report.png",
                  "summary.json"):
         assert (tmp_path / "demo" / "analysis" / name).stat().st_size > 0
-    scores = json.loads((tmp_path / "demo" / "scores.json").read_text())
+    scores = json.loads((tmp_path / "demo" / "scores.json").read_text(),
+                        parse_constant=lambda name: pytest.fail(f"non-strict JSON: {name}"))
     # bright, sparse emitters: the classical pipeline must find most of them
     assert scores["localization"]["jaccard [%]"] > 70
     assert scores["tracking"]["alpha"] > 0.5

@@ -3,6 +3,7 @@
 import dataclasses
 import hashlib
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -161,12 +162,13 @@ def test_read_movie_rejects_non_tiff_and_missing_calibration(tmp_path):
     with pytest.raises(ValueError, match="not a readable TIFF"):
         read_movie_tiff(bad)
     raw = tmp_path / "raw.tif"
-    tifffile.imwrite(raw, np.zeros((3, 8, 8), np.uint16))
+    # grey frames (tifffile's default would store 3 planes as planar RGB, refused as colour)
+    tifffile.imwrite(raw, np.zeros((3, 8, 8), np.uint16), photometric="minisblack")
     with pytest.raises(ValueError, match="pixel size"):
         read_movie_tiff(raw)
     assert read_movie_tiff(raw, pixel_size_nm=100, frame_time_s=0.01).shape == (3, 8, 8)
     four_d = tmp_path / "4d.tif"
-    tifffile.imwrite(four_d, np.zeros((2, 3, 8, 8), np.uint16))
+    tifffile.imwrite(four_d, np.zeros((2, 3, 8, 8), np.uint16), photometric="minisblack")
     with pytest.raises(ValueError, match=r"expected a single-channel movie"):
         read_movie_tiff(four_d, pixel_size_nm=100, frame_time_s=0.01)
 
@@ -196,3 +198,21 @@ def test_presets_compose_as_a_hydra_group():
         cfg = compose(overrides=["+simulation=dense", "simulation.n_frames=7"])
     sim = SimulationConfig.from_dict(cfg.simulation)
     assert sim.n_frames == 7 and sim == load_config("dense", ["n_frames=7"])
+
+
+def test_preset_defaults_list_is_honoured(tmp_path):
+    """A preset that starts from another (``defaults: [dense, _self_]``) gets every key of
+    the base and its own changes on top; a cycle is an error."""
+    (tmp_path / "mine.yaml").write_text("defaults: [dense, _self_]\nn_frames: 7\n")
+    assert load_config(tmp_path / "mine.yaml") == load_config("dense", ["n_frames=7"])
+    (tmp_path / "loop.yaml").write_text(f"defaults: [{tmp_path / 'loop.yaml'}]\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "loop.yaml")
+
+
+def test_presets_ship_inside_the_package():
+    import smlmnet
+    from smlmnet.simulate.config import config_dir, list_presets
+
+    assert config_dir() == Path(smlmnet.__file__).parent / "configs"
+    assert {"sptpalm_membrane", "dense", "decode_sptpalm"} <= set(list_presets())

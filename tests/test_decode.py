@@ -10,11 +10,11 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from smlmnet.data.datasets import SimulatedMovieDataset
-from smlmnet.localize.decode_loss import decode_loss
-from smlmnet.localize.decode_net import DecodeNet
-from smlmnet.localize.decode_post import detect_emitters
-from smlmnet.models.localizer_module import middle_frame_targets
+from smlmnet.localize.decode.loss import decode_loss
+from smlmnet.localize.decode.net import DecodeNet
+from smlmnet.localize.decode.post import detect_emitters
+from smlmnet.localize.decode.targets import middle_frame_targets
+from smlmnet.models.datasets import SimulatedMovieDataset
 from smlmnet.simulate import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,8 +47,7 @@ def test_loss_decreases_on_a_fixed_batch():
     losses = []
     for _ in range(40):
         out = net(batch["frames"])
-        loss = decode_loss(out, em, mask, batch["background"], net.photon_scale,
-                           net.input_scale)["loss"]
+        loss = decode_loss(out, em, mask, batch["background"], net.encode_photons)["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -103,28 +102,94 @@ def test_train_fast_dev_run(tmp_path):
 
 
 def test_export_and_load_roundtrip_gives_identical_outputs(tmp_path):
-    from smlmnet.localize.decode_localizer import DecodeLocalizer
-    from smlmnet.pretrained import export_model, load_model
+    from smlmnet.localize.decode.infer import DecodeLocalizer
+    from smlmnet.models.registry import write_model_folder
+    from smlmnet.pretrained import load, read_info
     from smlmnet.simulate import simulate
 
     torch.manual_seed(1)
-    kwargs = {"n_frames": 3, "base": 4, "depth": 1, "input_scale": 50.0,
-              "photon_scale": 5000.0}
-    net = DecodeNet(**kwargs).eval()
-    export_model(net, kwargs, tmp_path / "m", {"thresholds": {"threshold": 0.5}}, "# card")
-    back, info = load_model(tmp_path / "m")
+    net = DecodeNet(n_frames=3, base=4, depth=1, normalization="robust",
+                    photon_head="log").eval()
+    info = {"name": "tiny", "kind": "localizer",
+            "net": {"_target_": "smlmnet.localize.decode.net.DecodeNet", **net.config()},
+            "thresholds": {"threshold": 0.5}, "training_ranges": {"psf_sigma_px": [1, 2]}}
+    write_model_folder(tmp_path / "m", net.state_dict(), info)
+    loc = load(tmp_path / "m")
+    assert isinstance(loc, DecodeLocalizer) and loc.threshold == 0.5
+    assert read_info(tmp_path / "m")["weights_sha256"]
+    card = (tmp_path / "m" / "MODEL_CARD.md").read_text()
+    assert "psf_sigma_px" in card and "generated" in card
     x = torch.rand(2, 3, 16, 16) * 100
     with torch.inference_mode():
-        a, b = net(x), back(x)
+        a, b = net(x), loc.net(x)
     for k in a:
         assert torch.equal(a[k], b[k]), k
     movie = simulate(load_config("decode_sptpalm", ["n_frames=5"])).movie
-    loc = DecodeLocalizer(back, threshold=info["thresholds"]["threshold"])
     assert loc.localize(movie).columns[0] == "frame"
 
 
+def test_registry_refuses_unknown_kind_and_corrupt_weights(tmp_path):
+    import yaml
+
+    from smlmnet.models.registry import write_model_folder
+    from smlmnet.pretrained import UnknownModelKindError, load
+
+    net = DecodeNet(base=4, depth=1)
+    info = {"name": "tiny", "kind": "localizer",
+            "net": {"_target_": "smlmnet.localize.decode.net.DecodeNet", **net.config()}}
+    folder = write_model_folder(tmp_path / "m", net.state_dict(), info)
+    meta = yaml.safe_load((folder / "model.yaml").read_text())
+    (folder / "model.yaml").write_text(yaml.safe_dump({**meta, "kind": "teleporter"}))
+    with pytest.raises(UnknownModelKindError, match="teleporter"):
+        load(folder)
+    (folder / "model.yaml").write_text(yaml.safe_dump(meta))
+    with open(folder / "weights.pt", "ab") as f:
+        f.write(b"x")
+    with pytest.raises(ValueError, match="hash"):
+        load(folder)
+    (folder / "model.yaml").write_text(yaml.safe_dump(
+        {**meta, "net": {**meta["net"], "_target_": "os.system"}, "weights_sha256": None}))
+    with pytest.raises(ValueError, match="inside smlmnet"):
+        load(folder)
+
+
+@pytest.mark.parametrize("normalization", ["median", "robust"])
+def test_inference_does_not_depend_on_batch_size(normalization):
+    """Frames are normalized one by one, so cutting the movie into batches of 1, 4 or all
+    frames gives the same localizations (up to float rounding of the convolutions)."""
+    from smlmnet.localize.decode.infer import DecodeLocalizer
+    from smlmnet.simulate import simulate
+
+    torch.manual_seed(0)
+    net = DecodeNet(base=4, depth=1, normalization=normalization).eval()
+    with torch.no_grad():
+        net.head[-1].bias[0] = 2.0  # many detections, so that the comparison means something
+    movie = simulate(load_config("decode_sptpalm", ["n_frames=9", "fov.shape_px=[20,24]"])).movie
+    tables = [DecodeLocalizer(net, threshold=0.3, batch_frames=b).localize(movie)
+              for b in (1, 4, 9)]
+    assert len(tables[0]) > 20
+    for t in tables[1:]:
+        assert len(t) == len(tables[0])
+        np.testing.assert_allclose(t[["x [nm]", "y [nm]"]].to_numpy(),
+                                   tables[0][["x [nm]", "y [nm]"]].to_numpy(), atol=1e-3)
+
+
+def test_robust_normalization_is_invariant_to_gain_and_offset():
+    """An affine change y = k·x + c of the input leaves the normalized frames unchanged, so
+    positions do not move and photons scale by k."""
+    torch.manual_seed(0)
+    net = DecodeNet(base=4, depth=1, normalization="robust", photon_head="log").eval()
+    x = torch.poisson(torch.full((1, 3, 16, 16), 20.0))
+    x[0, :, 8, 8] += 300
+    with torch.inference_mode():
+        a, b = net(x), net(7.5 * x + 300.0)
+    torch.testing.assert_close(a["p"], b["p"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(a["dx"], b["dx"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(7.5 * a["photons"], b["photons"], rtol=1e-3, atol=1e-3)
+
+
 def test_checkpoint_resumes_and_loads_weights_only(tmp_path):
-    from smlmnet.localize.decode_localizer import DecodeLocalizer
+    from smlmnet.localize.decode.infer import DecodeLocalizer
 
     common = [sys.executable, str(ROOT / "train.py"), "experiment=localizer_micro",
               "callbacks=default", "logger=csv"]
@@ -144,11 +209,14 @@ def test_checkpoint_resumes_and_loads_weights_only(tmp_path):
 
 
 def test_shipped_model_loads_offline():
-    from smlmnet.localize.decode_localizer import DecodeLocalizer
-    from smlmnet.pretrained import list_models
+    from smlmnet.localize.decode.infer import DecodeLocalizer
+    from smlmnet.models.registry import render_model_card
+    from smlmnet.pretrained import list_models, model_dir, read_info
 
     assert "decode_sptpalm" in list_models()
     loc = DecodeLocalizer.from_pretrained("decode_sptpalm")
     assert 0 < loc.threshold < 1 and loc.uncertainty_scale > 0
-    assert (Path(__import__("smlmnet").__file__).parent / "pretrained" / "decode_sptpalm" /
-            "MODEL_CARD.md").is_file()
+    info = read_info("decode_sptpalm")
+    assert info["kind"] == "localizer" and info["training_ranges"]
+    # the card is generated from model.yaml, never edited by hand
+    assert (model_dir("decode_sptpalm") / "MODEL_CARD.md").read_text() == render_model_card(info)

@@ -17,7 +17,6 @@ metadata or is assumed to be 1 (photons are then photo-electrons).
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -31,6 +30,7 @@ from smlmnet.calibrate.photon_transfer import (
 )
 from smlmnet.calibrate.spots import localize_for_calibration, spot_statistics
 from smlmnet.data.contracts import Movie
+from smlmnet.io.jsonio import to_json_value as _jsonable
 
 DEFAULT_PSF_SIGMA_NM = 130.0
 #: Offset from the third cumulant is used when its standard error is below this (ADU): the
@@ -211,22 +211,6 @@ def _deep_update(d: dict, u: dict) -> None:
             _deep_update(d[k], v)
         else:
             d[k] = v
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, (np.bool_, bool)):
-        return bool(x)
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    return x
 
 
 def calibrate_movie(movie: Movie, camera: str | None = None, *,

@@ -3,11 +3,11 @@ into a new folder atomically (never over the input)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from smlmnet.calibrate.calibration import Calibration, calibrate_movie
 from smlmnet.io.atomic import atomic_output_dir, check_output_dir
+from smlmnet.io.jsonio import dumps_strict
 
 OUTPUT_FILES = ("calibration.json", "preset.yaml", "calibration.png")
 
@@ -64,8 +64,7 @@ def write_calibration(cal: Calibration, out_dir: str | Path,
     out = check_output_dir(out_dir)
     preset = cal.to_simulation_preset(base_preset)
     with atomic_output_dir(out) as tmp:
-        (tmp / "calibration.json").write_text(
-            json.dumps(cal.to_dict(), indent=2, allow_nan=False))
+        (tmp / "calibration.json").write_text(dumps_strict(cal.to_dict(), indent=2) + "\n")
         header = (f"# simulation preset calibrated from a movie (base: {base_preset});\n"
                   "# smlmnet simulate --config preset.yaml -o new_folder\n")
         (tmp / "preset.yaml").write_text(header + yaml.safe_dump(preset, sort_keys=False))

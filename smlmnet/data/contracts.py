@@ -75,7 +75,8 @@ class Movie:
     camera: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        frames = np.asarray(self.frames)
+        # np.asarray drops the memmap subclass: keep memory-mapped movies as they are
+        frames = self.frames if isinstance(self.frames, np.memmap) else np.asarray(self.frames)
         if frames.ndim != 3:
             raise ValueError(
                 f"Movie frames must have shape (T, H, W); got {frames.ndim} dimensions "
@@ -89,7 +90,12 @@ class Movie:
         # memory-mapped movies are checked batch by batch where they are read
         in_memory = not isinstance(frames, np.memmap)
         if in_memory and np.issubdtype(dtype, np.floating) and not np.isfinite(frames).all():
-            raise ValueError("Movie contains NaN or infinite pixel values")
+            bad = np.flatnonzero(~np.isfinite(frames).all(axis=(1, 2)))
+            raise ValueError(
+                f"the movie has NaN or infinite pixels in frames (0-based) "
+                f"{', '.join(map(str, bad[:20]))}{' ...' if len(bad) > 20 else ''}; smlmnet "
+                "cannot fit undefined pixels and will not guess values for them: replace them "
+                "(e.g. with the camera baseline) or crop those frames before analyzing")
         if not (np.isfinite(self.pixel_size_nm) and self.pixel_size_nm > 0):
             raise ValueError(f"pixel_size_nm must be a positive number; got {self.pixel_size_nm}")
         if not (np.isfinite(self.frame_time_s) and self.frame_time_s > 0):

@@ -113,7 +113,7 @@ def _emccd_bound(true_rows: pd.DataFrame, sigma_nm: float, a_nm: float, qe: floa
 
 
 def _localizers(cfg) -> dict:
-    from smlmnet.localize.decode_localizer import DecodeLocalizer
+    from smlmnet.localize.decode.infer import DecodeLocalizer
 
     out = {name: instantiate(spec) for name, spec in cfg.methods.items()}
     if cfg.get("ckpt_path"):

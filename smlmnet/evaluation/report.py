@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
-import shlex
-import sys
 from pathlib import Path
 
 import pandas as pd
 
 from smlmnet.io.atomic import atomic_write_path
-
-
-def reproduce_command() -> str:
-    return "python " + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name] + sys.argv[1:])
+from smlmnet.io.provenance import reproduce_command
 
 
 def machine() -> str:

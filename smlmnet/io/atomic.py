@@ -3,6 +3,11 @@
 Files are written to a temporary sibling and renamed into place (atomic on POSIX), and a
 dataset folder is assembled in a temporary folder and renamed as a whole; existing data is
 never overwritten.
+
+``mkstemp``/``mkdtemp`` create private (0600/0700) entries; before they are renamed into
+place they get the modes an ordinary ``open``/``mkdir`` would give them (0666/0777 minus the
+process umask, so 0644/0755 with the usual umask 022), so that outputs are readable by the
+group like any other file the user writes.
 """
 
 from __future__ import annotations
@@ -13,6 +18,25 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no read-only query elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+def default_mode(directory: bool = False) -> int:
+    """Mode bits of a new file (0666) or folder (0777) under the current umask."""
+    return (0o777 if directory else 0o666) & ~current_umask()
 
 
 class OutputExistsError(FileExistsError):
@@ -37,6 +61,7 @@ def atomic_output_dir(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
     try:
+        os.chmod(tmp, default_mode(directory=True))
         yield tmp
         check_output_dir(path)  # nobody wrote there meanwhile
         if path.exists():
@@ -57,6 +82,7 @@ def atomic_write_path(path: str | Path, overwrite: bool = False) -> Iterator[Pat
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, default_mode())
         yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import tifffile
 
 from smlmnet.data.contracts import Movie
 from smlmnet.io.atomic import atomic_write_path
+from smlmnet.io.jsonio import dumps_strict
 
 
 def write_movie_tiff(path: str | Path, movie: Movie, extra: dict | None = None,
@@ -34,7 +36,7 @@ def write_movie_tiff(path: str | Path, movie: Movie, extra: dict | None = None,
         tifffile.imwrite(
             tmp, frames, imagej=True, resolution=(1.0 / px_um, 1.0 / px_um),
             metadata={"axes": "TYX", "unit": "um", "finterval": movie.frame_time_s,
-                      "spacing": 1.0, "smlmnet": json.dumps(info)},
+                      "spacing": 1.0, "smlmnet": dumps_strict(info)},
         )
     return Path(path)
 
@@ -71,29 +73,132 @@ def read_tiff_calibration(tif: tifffile.TiffFile) -> dict:
     return out
 
 
+#: Photometric interpretations of colour images (several samples per pixel).
+_COLOUR = {"RGB", "YCBCR", "SEPARATED", "CIELAB", "ICCLAB", "ITULAB", "CFA", "LOGLUV"}
+
+
+def _check_grey(where: str, series: tifffile.TiffPageSeries) -> None:
+    """Refuse colour (RGB/RGBA...) and inverted-grey images, single- or multi-page alike.
+
+    The decision uses the TIFF's photometric interpretation and samples per pixel (the
+    series' ``S`` axis), not the array shape: a single RGB page ``(H, W, 3)`` would otherwise
+    be read as a movie of H frames of W×3 px.
+    """
+    page = series.pages[0] if series.pages else None
+    if page is None:
+        return
+    spp = int(getattr(page, "samplesperpixel", 1) or 1)
+    photometric = getattr(page, "photometric", None)
+    name = getattr(photometric, "name", str(photometric))
+    if spp > 1 or name in _COLOUR or "S" in series.axes:
+        kind = name if name in _COLOUR else "multi-sample"
+        kind = "RGBA" if kind == "RGB" and spp == 4 else kind
+        raise ValueError(
+            f"{where} is a colour image ({kind}, {spp} samples per pixel, shape {series.shape}, "
+            f"axes {series.axes}); smlmnet analyzes single-channel (grey) fluorescence movies "
+            "and refuses colour images rather than converting them to luminance, which would "
+            "mix the channels and distort photon counts. Save the fluorescence channel as a "
+            "grey movie first (Fiji: Image > Color > Split Channels, or Image > Type > 16-bit)."
+            + (" If the colour planes are really frames (tifffile stores 3- or 4-frame stacks as "
+               "planar RGB by default), rewrite the file with photometric='minisblack'."
+               if series.axes.startswith("S") else "")
+        )
+    if name == "MINISWHITE":
+        raise ValueError(
+            f"{where} is an inverted grey image (photometric MINISWHITE: 0 is white), so "
+            "bright emitters would be read as dark; smlmnet refuses it rather than guessing "
+            "the camera offset. Invert it to MINISBLACK first (Fiji: Edit > Invert, then save)."
+        )
+    if name == "PALETTE":
+        warnings.warn(f"{where} is a palette (indexed colour) image: its colour map is ignored "
+                      "and the raw pixel indices are analyzed as intensities", stacklevel=3)
+
+
+def _select_frames(where: str, tif: tifffile.TiffFile) -> tuple[list, int | None]:
+    """The series that make up the movie and the frame count announced by the metadata.
+
+    A file written one frame at a time (e.g. ``TiffWriter.write`` in an acquisition loop)
+    holds one 2-D series per frame: equal 2-D series are stacked as frames. Other extra
+    series (thumbnails, other positions) are ignored with a warning, never silently.
+    """
+    series = list(tif.series)
+    if not series:
+        raise ValueError(f"{where} holds no image data")
+    first = series[0]
+    if len(first.shape) == 2:
+        movie = [s for s in series if s.shape == first.shape and s.dtype == first.dtype]
+    else:
+        movie = [first]
+    for s in movie:
+        _check_grey(where, s)
+    others = [s for s in series if not any(s is m for m in movie)]
+    if others:
+        warnings.warn(
+            f"{where} holds {len(series)} image series; analyzing {len(movie)} of shape "
+            f"{first.shape} and ignoring {len(others)} others of shapes "
+            f"{sorted({tuple(s.shape) for s in others})} (save the movie alone as one stack to "
+            "silence this)", stacklevel=3)
+    expected = None
+    ij = tif.imagej_metadata or {}
+    if ij.get("images"):
+        expected = int(ij["images"])
+    return movie, expected
+
+
+def _calibration_problems(px, dt, exposure, sources: dict) -> list[str]:
+    """Every missing or invalid calibration value at once, each with the flag that fixes it."""
+    missing, problems = [], []
+    for value, what, flag in ((px, "pixel size", "--pixel-size-nm NM"),
+                              (dt, "frame interval", "--frame-time-s S")):
+        if value is None:
+            missing.append((what, flag))
+        elif not (np.isfinite(value) and value > 0):
+            problems.append(f"the {what} {value:g} ({sources[what]}) must be a positive number: "
+                            f"pass {flag}")
+    if missing:
+        problems.insert(0, "does not state its " + " and ".join(w for w, _ in missing)
+                        + "; pass " + " and ".join(f for _, f in missing)
+                        + " (from Python: read_movie_tiff(path, pixel_size_nm=..., "
+                        "frame_time_s=...))")
+    if (exposure is not None and dt is not None and np.isfinite(dt) and dt > 0
+            and not 0 <= exposure <= dt * (1 + 1e-9)):
+        problems.append(f"the exposure time {exposure:g} s ({sources['exposure']}) must lie in "
+                        f"[0, frame interval {dt:g} s]: pass --exposure-s S (or correct "
+                        "--frame-time-s)")
+    return problems
+
+
 def read_movie_tiff(path: str | Path, pixel_size_nm: float | None = None,
-                    frame_time_s: float | None = None, lazy: bool = False) -> Movie:
+                    frame_time_s: float | None = None, lazy: bool = False,
+                    exposure_time_s: float | None = None) -> Movie:
     """Read a ``(T, H, W)`` movie and its calibration; arguments override the metadata.
 
-    Raises ``ValueError`` naming the problem for files that are not TIFF, have the wrong
-    number of dimensions, or lack a pixel size / frame interval that is not given here.
+    Raises ``ValueError`` naming the problem (and the ``smlmnet analyze`` flag that fixes it)
+    for files that are not TIFF, are colour (RGB/RGBA, single- or multi-page: refused, not
+    converted), have the wrong number of dimensions or no pixels, hold fewer frames than their
+    metadata announces (truncated), or lack a pixel size / frame interval that is not given
+    here (all missing values are listed in one error). A single grey image is a 1-frame movie.
     With ``lazy=True`` the frames are memory-mapped (uncompressed files) so that a large movie
     is read frame batch by frame batch instead of being loaded whole.
     """
     path = Path(path)
+    where = repr(str(path))
     if not path.is_file():
         raise FileNotFoundError(f"no such movie file: {str(path)!r}")
     try:
         with tifffile.TiffFile(path) as tif:
             calib = read_tiff_calibration(tif)
+            series, expected = _select_frames(where, tif)
             frames = None
-            if lazy:
+            if lazy and len(series) == 1 and series[0] is tif.series[0]:
                 try:
-                    frames = tifffile.memmap(path, mode="r")
+                    frames = tifffile.memmap(path, mode="r", series=0)
                 except (ValueError, tifffile.TiffFileError):
                     frames = None  # compressed or non-contiguous: read it whole
-            if frames is None:
-                frames = tif.asarray()
+            if frames is None and len(series) == 1:
+                frames = series[0].asarray()
+            elif frames is None:  # one 2-D series per frame
+                frames = np.stack([s.asarray() for s in series])
     except tifffile.TiffFileError as err:
         raise ValueError(f"{str(path)!r} is not a readable TIFF file ({err})") from None
     if frames.ndim == 2:
@@ -101,15 +206,29 @@ def read_movie_tiff(path: str | Path, pixel_size_nm: float | None = None,
     if frames.ndim != 3:
         raise ValueError(
             f"{str(path)!r}: expected a single-channel movie (T, H, W); got shape {frames.shape}"
+            f" (axes {series[0].axes}): save one channel / position as a (T, H, W) stack"
+        )
+    if 0 in frames.shape:
+        raise ValueError(f"{where} is empty: shape (T, H, W) = {frames.shape}; nothing to analyze")
+    if expected is not None and expected != frames.shape[0]:
+        raise ValueError(
+            f"{where}: its ImageJ metadata announces {expected} frames but the file holds "
+            f"{frames.shape[0]} (truncated or corrupted file?); refusing to analyze part of "
+            "the movie: copy or export the movie again"
         )
     px = pixel_size_nm if pixel_size_nm is not None else calib.get("pixel_size_nm")
     dt = frame_time_s if frame_time_s is not None else calib.get("frame_time_s")
-    if px is None:
-        raise ValueError(f"{str(path)!r} does not state its pixel size; pass pixel_size_nm")
-    if dt is None:
-        raise ValueError(f"{str(path)!r} does not state its frame interval; pass frame_time_s")
-    return Movie(frames, float(px), float(dt), calib.get("exposure_time_s"),
-                 calib.get("camera", {}))
+    exposure = exposure_time_s if exposure_time_s is not None else calib.get("exposure_time_s")
+    sources = {"pixel size": "from " + ("pixel_size_nm / --pixel-size-nm" if pixel_size_nm
+                                        is not None else "the TIFF metadata"),
+               "frame interval": "from " + ("frame_time_s / --frame-time-s" if frame_time_s
+                                            is not None else "the TIFF metadata"),
+               "exposure": "from " + ("--exposure-s" if exposure_time_s is not None
+                                      else "the TIFF metadata")}
+    problems = _calibration_problems(px, dt, exposure, sources)
+    if problems:
+        raise ValueError(f"{where} " + "; ".join(problems))
+    return Movie(frames, float(px), float(dt), exposure, calib.get("camera", {}))
 
 
 def tiff_psf_sigma_nm(path: str | Path) -> float | None:

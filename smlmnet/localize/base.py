@@ -17,6 +17,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from smlmnet.data import contracts as C
+from smlmnet.data.camera import fit_units
 from smlmnet.data.contracts import Movie
 from smlmnet.localize.detect import detect_spots, extract_rois
 from smlmnet.localize.fit import fit_centroid, fit_gaussian_mle
@@ -32,26 +33,12 @@ def empty_localizations() -> pd.DataFrame:
 
 
 def camera_factors(movie: Movie) -> dict:
-    """How to turn ADU into fit units (photo-electrons, or electrons/2 for EMCCD).
-
-    Returns a dict with ``baseline`` (ADU), ``scale`` (electrons per ADU), ``qe``,
-    ``excess`` (2 for EMCCD: the fit runs on electrons/2, which has Poisson-like variance) and
-    ``read_var`` (per-pixel read-noise variance in fit units, sCMOS).
-    """
-    cam = dict(movie.camera or {})
-    if not cam:
+    """How to turn the movie's ADU into fit units (:func:`smlmnet.data.camera.fit_units`);
+    warns when the movie has no camera (pixel values are then taken as photons)."""
+    if not movie.camera:
         warnings.warn("the movie has no camera parameters; treating pixel values as photons "
                       "(pass camera settings for correct photon counts)", stacklevel=3)
-        cam = {"model": "poisson"}
-    model = cam.get("model", "scmos")
-    if model == "poisson":
-        return {"baseline": 0.0, "scale": 1.0, "qe": 1.0, "excess": 1.0, "read_var": 0.0}
-    gain = float(cam.get("em_gain", 1.0)) if model == "emccd" else 1.0
-    excess = 2.0 if model == "emccd" else 1.0
-    read = float(cam.get("read_noise_e", 0.0)) / gain
-    return {"baseline": float(cam.get("baseline_adu", 0.0)),
-            "scale": float(cam.get("e_per_adu", 1.0)) / gain, "qe": float(cam.get("qe", 1.0)),
-            "excess": excess, "read_var": read**2 / excess}
+    return fit_units(movie.camera)
 
 
 class Localizer(abc.ABC):

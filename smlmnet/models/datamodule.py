@@ -5,33 +5,42 @@ from __future__ import annotations
 import lightning as L
 from torch.utils.data import DataLoader
 
-from smlmnet.data.datasets import SimulatedMovieDataset
+from smlmnet.models.datasets import SimulatedMovieDataset
 from smlmnet.simulate.config import load_config
 
 
 class SimulatedWindowsDataModule(L.LightningDataModule):
-    """Windows of ``n_frames`` frames of ``shape_px`` simulated from ``preset`` (+ overrides).
+    """Windows of ``n_frames`` frames of ``shape_px`` simulated from ``preset`` (+ overrides),
+    optionally domain-randomized (``randomization``: ranges of
+    :class:`~smlmnet.simulate.randomize.DomainRandomization`, ``{}`` for its defaults).
 
-    Training items are new every epoch (the dataset's epoch enters every item's seed);
-    validation items are fixed (seed ``seed + 1``), so validation metrics are comparable
-    across epochs.
+    Three streams with their own seeds: training items (``seed``; new every epoch, the epoch
+    enters every item's seed), fixed validation items (``seed + 1``: checkpoint selection and
+    threshold tuning) and fixed test items (``seed + 2``: the numbers a model folder reports).
     """
 
     def __init__(self, preset: str = "decode_sptpalm", overrides: list | None = None,
                  n_frames: int = 3, shape_px: tuple = (40, 40), batch_size: int = 32,
                  train_items: int = 2048, val_items: int = 256, num_workers: int = 0,
-                 seed: int = 0, max_emitters: int = 256):
+                 seed: int = 0, max_emitters: int = 256, randomization: dict | None = None):
         super().__init__()
         # plain Python values (not OmegaConf objects): checkpoints stay loadable with
         # torch.load(weights_only=True)
         overrides = [str(o) for o in (overrides or [])]
         shape_px = [int(v) for v in shape_px]
+        if randomization is not None:
+            from omegaconf import DictConfig, OmegaConf
+
+            if isinstance(randomization, DictConfig):
+                randomization = OmegaConf.to_container(randomization, resolve=True)
+            randomization = dict(randomization)
         self.save_hyperparameters()
         self.config = load_config(preset, list(overrides or []))
-        self.train_set = SimulatedMovieDataset(self.config, n_frames, tuple(shape_px),
-                                               train_items, seed, max_emitters)
-        self.val_set = SimulatedMovieDataset(self.config, n_frames, tuple(shape_px),
-                                             val_items, seed + 1, max_emitters)
+        common = dict(config=self.config, n_frames=n_frames, shape_px=tuple(shape_px),
+                      max_emitters=max_emitters, randomization=randomization)
+        self.train_set = SimulatedMovieDataset(length=train_items, seed=seed, **common)
+        self.val_set = SimulatedMovieDataset(length=val_items, seed=seed + 1, **common)
+        self.test_set = SimulatedMovieDataset(length=val_items, seed=seed + 2, **common)
 
     def _loader(self, dataset, persistent: bool):
         h = self.hparams
@@ -46,3 +55,6 @@ class SimulatedWindowsDataModule(L.LightningDataModule):
 
     def val_dataloader(self):
         return self._loader(self.val_set, persistent=True)
+
+    def test_dataloader(self):
+        return self._loader(self.test_set, persistent=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from smlmnet.data.camera import adu_to_photons  # noqa: F401  (the one inverse, re-exported)
 from smlmnet.simulate.config import CameraConfig
 
 
@@ -36,21 +37,6 @@ def camera_adu(rng: np.random.Generator, expected_photons: np.ndarray,
     max_adu = 2**cam.bit_depth - 1
     n_saturated = int(np.count_nonzero(adu > max_adu))
     return np.clip(adu, 0, max_adu).astype(np.uint16), n_saturated
-
-
-def adu_to_photons(frames: np.ndarray, cam: CameraConfig | dict) -> np.ndarray:
-    """Invert the camera's mean response: photons = (ADU − baseline)·e⁻/ADU / (gain·QE).
-
-    ``cam`` may be a :class:`CameraConfig` or a dict with the same keys.
-    """
-    get = (lambda k, d: cam.get(k, d)) if isinstance(cam, dict) else (
-        lambda k, d: getattr(cam, k, d))
-    model = get("model", "scmos")
-    if model == "poisson":
-        return np.asarray(frames, np.float32)
-    gain = get("em_gain", 1.0) if model == "emccd" else 1.0
-    scale = get("e_per_adu", 1.0) / (gain * get("qe", 1.0))
-    return ((np.asarray(frames, np.float32) - get("baseline_adu", 0.0)) * scale).astype(np.float32)
 
 
 def pixel_variance_adu(expected_photons: np.ndarray | float, cam: CameraConfig) -> np.ndarray:

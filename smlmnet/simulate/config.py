@@ -1,9 +1,10 @@
 """Simulation configuration: typed, validated, loadable from Hydra/YAML presets.
 
-The YAML presets in ``configs/simulation/`` override the defaults below; unknown keys are an
-error (so a typo never silently falls back to a default). All quantities carry their unit in
-the key name: ``*_um`` (µm), ``*_nm`` (nm), ``*_s`` (s), ``D_um2_s`` (µm²/s, or the generalized
-coefficient K in µm²/s^α when α ≠ 1), photons per frame, electrons (``_e``), ADU.
+The YAML presets in ``smlmnet/configs/simulation/`` (shipped inside the package) override the
+defaults below; unknown keys are an error (so a typo never silently falls back to a default).
+All quantities carry their unit in the key name: ``*_um`` (µm), ``*_nm`` (nm), ``*_s`` (s),
+``D_um2_s`` (µm²/s, or the generalized coefficient K in µm²/s^α when α ≠ 1), photons per
+frame, electrons (``_e``), ADU.
 """
 
 from __future__ import annotations
@@ -112,11 +113,19 @@ class PhotophysicsConfig:
 
 @dataclass
 class PSFConfig:
-    """Gaussian PSF integrated over pixels. sigma_nm wins; otherwise σ = 0.21 λ / NA."""
+    """Gaussian PSF integrated over pixels. sigma_nm wins; otherwise σ = 0.21 λ / NA.
+
+    ``halo_fraction`` > 0 adds a wide Gaussian halo of σ·``halo_sigma_factor`` carrying that
+    fraction of the photons: a two-Gaussian stand-in for the rings of an Airy pattern (≈ 16 %
+    of the energy outside the central disk) or a slightly defocused PSF. ``sigma`` stays the
+    core's σ.
+    """
 
     sigma_nm: float | None = None
     wavelength_nm: float = 670.0
     numerical_aperture: float = 1.49
+    halo_fraction: float = 0.0
+    halo_sigma_factor: float = 2.5
 
     @property
     def sigma(self) -> float:
@@ -394,6 +403,10 @@ def _validate(cfg: SimulationConfig) -> None:
     else:
         _positive(cfg.psf.wavelength_nm, "psf.wavelength_nm")
         _positive(cfg.psf.numerical_aperture, "psf.numerical_aperture")
+    _positive(cfg.psf.halo_fraction, "psf.halo_fraction", allow_zero=True)
+    if cfg.psf.halo_fraction >= 1:
+        raise ConfigError(f"psf.halo_fraction must be in [0, 1); got {cfg.psf.halo_fraction}")
+    _positive(cfg.psf.halo_sigma_factor, "psf.halo_sigma_factor")
     # background
     check_param(cfg.background.photons_per_px, "background.photons_per_px", low=0)
     _choice(cfg.background.pattern, "background.pattern", ("uniform", "gradient", "blobs"))
@@ -418,52 +431,75 @@ def _validate(cfg: SimulationConfig) -> None:
 
 # ---------------------------------------------------------------------- presets
 def config_dir() -> Path:
-    """The folder with smlmnet's Hydra configs (``configs/`` at the top of the project).
-
-    ``SMLMNET_CONFIG_DIR`` overrides it.
-    """
+    """The folder holding the ``simulation/`` presets: ``smlmnet/configs`` inside the installed
+    package (so a wheel install has them too); ``SMLMNET_CONFIG_DIR`` overrides it."""
     import os
 
     env = os.environ.get("SMLMNET_CONFIG_DIR")
     if env:
         return Path(env)
-    here = Path(__file__).resolve()
-    for candidate in (here.parents[2] / "configs", here.parents[1] / "configs"):
-        if (candidate / "simulation").is_dir():
-            return candidate
-    raise FileNotFoundError(
-        "Cannot find smlmnet's configs/ folder; install smlmnet from its source tree "
-        "(pip install -e .) or set SMLMNET_CONFIG_DIR"
-    )
+    return Path(__file__).resolve().parents[1] / "configs"
 
 
 def list_presets() -> list[str]:
-    """Names of the simulation presets in ``configs/simulation``."""
+    """Names of the simulation presets in ``smlmnet/configs/simulation``."""
     return sorted(p.stem for p in (config_dir() / "simulation").glob("*.yaml"))
+
+
+def _preset_path(preset_or_path: str | Path) -> Path:
+    path = Path(preset_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    candidate = config_dir() / "simulation" / f"{preset_or_path}.yaml"
+    if not candidate.is_file():
+        raise ConfigError(
+            f"unknown simulation preset or config file {str(preset_or_path)!r}; presets: "
+            f"{', '.join(list_presets())}"
+        )
+    return candidate
+
+
+def _load_raw(preset_or_path: str | Path, seen: tuple = ()) -> dict:
+    """A preset's mapping with its ``defaults:`` list honoured: each entry (a preset name or
+    YAML path, or ``_self_``) is merged in order; ``_self_`` (implicitly last) is the file's own
+    keys, so a preset can say ``defaults: [sptpalm_membrane, _self_]`` and change a few keys."""
+    from omegaconf import OmegaConf
+
+    path = _preset_path(preset_or_path)
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: its defaults list includes itself (a cycle)")
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    defaults = raw.pop("defaults", None) or []
+    if not isinstance(defaults, list):
+        raise ConfigError(f"{path}: 'defaults' must be a list of preset names")
+    if "_self_" not in defaults:
+        defaults = [*defaults, "_self_"]
+    merged = OmegaConf.create({})
+    for entry in defaults:
+        if entry == "_self_":
+            part = raw
+        elif isinstance(entry, str):
+            part = _load_raw(entry, (*seen, path.resolve()))
+        elif isinstance(entry, dict) and len(entry) == 1 and "simulation" in entry:
+            part = _load_raw(entry["simulation"], (*seen, path.resolve()))
+        else:
+            raise ConfigError(f"{path}: defaults entry {entry!r} is not a preset name")
+        merged = OmegaConf.merge(merged, OmegaConf.create(part))
+    return OmegaConf.to_container(merged, resolve=True)
 
 
 def load_config(preset_or_path: str | Path = "sptpalm_membrane",
                 overrides: Sequence[str] = ()) -> SimulationConfig:
-    """Load a preset name (``configs/simulation/<name>.yaml``) or a YAML file and apply
-    ``key=value`` overrides (dotted keys, values parsed as YAML), e.g.
-    ``["n_frames=50", "camera.em_gain=200", "particles.motions.0.D_um2_s=0.5"]``.
+    """Load a preset name (``smlmnet/configs/simulation/<name>.yaml``) or a YAML file (its
+    ``defaults:`` list honoured) and apply ``key=value`` overrides (dotted keys, values parsed
+    as YAML), e.g. ``["n_frames=50", "camera.em_gain=200", "particles.motions.0.D_um2_s=0.5"]``.
     """
     import yaml
     from omegaconf import OmegaConf
 
-    path = Path(preset_or_path)
-    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
-        candidate = config_dir() / "simulation" / f"{preset_or_path}.yaml"
-        if not candidate.is_file():
-            raise ConfigError(
-                f"unknown simulation preset or config file {str(preset_or_path)!r}; presets: "
-                f"{', '.join(list_presets())}"
-            )
-        path = candidate
-    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True) or {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    raw.pop("defaults", None)
+    raw = _load_raw(preset_or_path)
     base = OmegaConf.create(SimulationConfig.from_dict(raw).to_dict())
     for item in overrides:
         if "=" not in item:

@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 from smlmnet.io.atomic import atomic_output_dir
+from smlmnet.io.jsonio import dumps_strict
 from smlmnet.io.tiff import read_movie_tiff, write_movie_tiff
 from smlmnet.simulate.config import SimulationConfig
 from smlmnet.simulate.movie import SimulationResult
@@ -47,7 +48,7 @@ def save_dataset(result: SimulationResult, folder: str | Path) -> Path:
             "# smlmnet simulation config; regenerate with: smlmnet simulate --config "
             "config.yaml -o NEW_FOLDER\n" + yaml.safe_dump(result.config.to_dict(),
                                                             sort_keys=False))
-        (tmp / METADATA_FILE).write_text(json.dumps(result.metadata, indent=2))
+        (tmp / METADATA_FILE).write_text(dumps_strict(result.metadata, indent=2))
     return folder
 
 

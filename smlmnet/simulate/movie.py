@@ -119,6 +119,11 @@ def simulate(cfg: SimulationConfig, progress: bool = False) -> SimulationResult:
     pos_px = traj.positions_um.reshape(N, T, cfg.substeps, 2)[:, :, :n_exp] * (1000.0 / a)
     bar = tqdm(total=T, desc="rendering", unit="frame", disable=not progress, leave=False)
     signal = render_expected_photons(pos_px, photons, (H, W), sigma_px, progress=bar.update)
+    f_halo = cfg.psf.halo_fraction
+    if f_halo > 0:
+        halo = render_expected_photons(pos_px, photons, (H, W),
+                                       sigma_px * cfg.psf.halo_sigma_factor)
+        signal = (1 - f_halo) * signal + f_halo * halo
     bar.close()
     frames, n_sat = camera_adu(rng_cam, signal + bg[None], cfg.camera)
 

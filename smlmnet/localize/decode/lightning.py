@@ -1,13 +1,15 @@
-"""Thin LightningModule around :class:`~smlmnet.localize.decode_net.DecodeNet`.
+"""Thin LightningModule around :class:`~smlmnet.localize.decode.net.DecodeNet`.
 
-Training targets come from :class:`~smlmnet.data.datasets.SimulatedMovieDataset` windows:
-the emitters of the middle frame and the expected background. Validation reports the SMLM
+Training targets come from :class:`~smlmnet.models.datasets.SimulatedMovieDataset` windows
+(:func:`~smlmnet.localize.decode.targets.middle_frame_targets`): the emitters of the middle
+frame and the expected background. Validation reports the SMLM
 2016 metrics (Jaccard, RMSE, efficiency) of the post-processed detections and logs an
 example image (input, p map, true and detected emitters) to loggers that take images.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 
 import lightning as L
@@ -15,32 +17,25 @@ import numpy as np
 import pandas as pd
 import torch
 
-from smlmnet.localize.decode_loss import decode_loss
-from smlmnet.localize.decode_net import DecodeNet
-from smlmnet.localize.decode_post import detect_emitters
+from smlmnet.localize.decode.loss import decode_loss
+from smlmnet.localize.decode.net import DecodeNet
+from smlmnet.localize.decode.post import detect_emitters
+from smlmnet.localize.decode.targets import middle_frame_targets
 from smlmnet.metrics.localization import smlm_metrics
 
-
-def middle_frame_targets(batch: dict, n_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(B, M, 3)`` x, y, photons of the middle frame's emitters and their mask."""
-    em, mask = batch["emitters"], batch["emitter_mask"]
-    mid = mask & (em[..., 0] == (n_frames // 2))
-    return em[..., 1:4], mid
+log = logging.getLogger(__name__)
 
 
 class LocalizerModule(L.LightningModule):
-    """Args: net (a DecodeNet, built by Hydra), lr, weight_decay, bg_weight,
-    detection threshold for validation, pixel_size_nm (for metrics in nm)."""
+    """Args: net (a DecodeNet, built by Hydra), lr (peak learning rate), weight_decay,
+    bg_weight, detection threshold for validation, pixel_size_nm (for metrics in nm)."""
 
-    def __init__(self, net: DecodeNet, lr: float = 2e-4, weight_decay: float = 0.1,
-                 bg_weight: float = 1.0, threshold: float = 0.6, pixel_size_nm: float = 100.0,
-                 lr_step_epochs: int = 10, lr_gamma: float = 0.9):
+    def __init__(self, net: DecodeNet, lr: float = 1e-3, weight_decay: float = 0.05,
+                 bg_weight: float = 1.0, threshold: float = 0.6, pixel_size_nm: float = 100.0):
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
         # the network's constructor arguments, so that a checkpoint rebuilds it
-        self.hparams["net_config"] = {"n_frames": net.n_frames, "base": net.base,
-                                      "depth": net.depth, "input_scale": net.input_scale,
-                                      "photon_scale": net.photon_scale}
+        self.hparams["net_config"] = net.config()
         self.net = net
 
     def forward(self, frames):
@@ -50,16 +45,20 @@ class LocalizerModule(L.LightningModule):
         out = self.net(batch["frames"])
         em, mask = middle_frame_targets(batch, self.net.n_frames)
         bg = batch["background"]
-        terms = decode_loss(out, em, mask, bg, self.net.photon_scale, self.net.input_scale,
-                            self.hparams.bg_weight)
+        terms = decode_loss(out, em, mask, bg, self.net.encode_photons, self.hparams.bg_weight)
         return out, terms
 
     def training_step(self, batch, batch_idx):
         _, terms = self._loss(batch)
-        if not torch.isfinite(terms["loss"]):
-            # NaN guard: skip the step (Lightning skips the update when None is returned)
-            self.log("train/nonfinite_loss", 1.0)
-            return None
+        finite = torch.isfinite(terms["loss"])
+        self.log("train/nonfinite_loss", (~finite).float(), batch_size=batch["frames"].shape[0])
+        if not finite:
+            # NaN guard that is safe under DDP: every rank must run backward through the same
+            # parameters (returning None would leave the other ranks waiting in all-reduce), so
+            # a non-finite batch contributes an exact zero gradient instead of being skipped
+            log.warning("non-finite loss at step %d: zero gradient for this batch",
+                        self.global_step)
+            return sum(p.sum() for p in self.parameters()) * 0.0
         self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=True,
                       batch_size=batch["frames"].shape[0])
         return terms["loss"]
@@ -113,11 +112,30 @@ class LocalizerModule(L.LightningModule):
             plt.close(fig)
             logger.log_image(key="val/example", images=[image], step=self.global_step)
         except Exception as err:  # never fail training because of a plot
-            print(f"could not log the example image: {err}")
+            log.warning("could not log the example image: %s", err)
 
     def configure_optimizers(self):
+        """AdamW with a warm-up + cosine schedule over the run's total number of optimizer
+        steps (``trainer.max_steps``, or epochs × batches): the schedule depends on steps,
+        not on wall-clock time or hardware."""
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
                                 weight_decay=self.hparams.weight_decay)
-        sched = torch.optim.lr_scheduler.StepLR(opt, self.hparams.lr_step_epochs,
-                                                self.hparams.lr_gamma)
-        return {"optimizer": opt, "lr_scheduler": sched}
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warm = max(1, total // 20)
+
+        def factor(step: int) -> float:
+            # linear warm-up over 5 % of the steps, then cosine down to 5 % of the peak; past
+            # the planned end (a resumed run given more steps) it stays at the floor
+            if step < warm:
+                return (step + 1) / warm
+            progress = min(1.0, (step - warm) / max(1, total - warm))
+            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def export_model_folder(self, cfg, datamodule, run_dir):
+        """Write a model folder after training (``train.py export_pretrained=DIR``)."""
+        from smlmnet.localize.decode.export import export_trained
+
+        return export_trained(cfg, self, datamodule, run_dir)

@@ -15,9 +15,10 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from smlmnet.data import contracts as C
-from smlmnet.simulate.camera import adu_to_photons
+from smlmnet.data.camera import adu_to_photons
 from smlmnet.simulate.config import SimulationConfig
 from smlmnet.simulate.movie import simulate
+from smlmnet.simulate.randomize import DomainRandomization
 
 
 def _rank_and_world() -> tuple[int, int]:
@@ -45,6 +46,10 @@ class SimulatedMovieDataset(IterableDataset):
         max_emitters: size of the padded emitter table (an item with more emitters is an
             error, not a silent truncation).
         in_photons: convert ADU to photons with the camera's mean response (float32).
+        randomization: draw every item's PSF, brightness, background, density, motion and
+            camera from these ranges and degrade its frames like an exported file (see
+            :mod:`smlmnet.simulate.randomize`); targets follow the degradation (photons and
+            background in the input's units).
 
     Each item is a dict of tensors:
         ``frames`` ``(T, H, W)`` float32; ``background`` ``(H, W)`` float32 expected
@@ -56,7 +61,8 @@ class SimulatedMovieDataset(IterableDataset):
 
     def __init__(self, config: SimulationConfig, n_frames: int | None = 3,
                  shape_px: tuple[int, int] | None = None, length: int | None = None,
-                 seed: int = 0, max_emitters: int = 256, in_photons: bool = True) -> None:
+                 seed: int = 0, max_emitters: int = 256, in_photons: bool = True,
+                 randomization: DomainRandomization | dict | None = None) -> None:
         super().__init__()
         if not isinstance(config, SimulationConfig):
             config = SimulationConfig.from_dict(config)
@@ -75,6 +81,9 @@ class SimulatedMovieDataset(IterableDataset):
         self.seed = int(seed)
         self.max_emitters = int(max_emitters)
         self.in_photons = in_photons
+        if randomization is not None and not isinstance(randomization, DomainRandomization):
+            randomization = DomainRandomization.from_dict(randomization)
+        self.randomization = randomization
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -82,17 +91,30 @@ class SimulatedMovieDataset(IterableDataset):
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
+        """Items this process yields per epoch: under DDP each rank takes every
+        ``world``-th index, so a rank's length is ``len(range(rank, length, world))`` (ranks
+        differ by at most one item; DataLoader workers split a rank's share further)."""
         if self.length is None:
             raise TypeError("an endless SimulatedMovieDataset has no length")
-        return self.length
+        rank, world = _rank_and_world()
+        return len(range(rank, self.length, world))
 
     def make_item(self, index: int) -> dict[str, torch.Tensor]:
         """Simulate item ``index`` of the current epoch."""
         s = item_seed(self.seed, self.epoch, index)
-        result = simulate(dataclasses.replace(self.config, seed=s))
+        cfg = dataclasses.replace(self.config, seed=s)
+        rng = np.random.default_rng([s, 1])  # the randomization's own stream
+        if self.randomization is not None:
+            cfg = self.randomization.sample_config(cfg, rng)
+        result = simulate(cfg)
         frames = result.movie.frames
-        frames = adu_to_photons(frames, self.config.camera) if self.in_photons else \
+        frames = adu_to_photons(frames, cfg.camera) if self.in_photons else \
             frames.astype(np.float32)
+        background = result.background_photons.astype(np.float32)
+        k = 1.0
+        if self.randomization is not None:
+            frames, k, c, (lo, hi) = self.randomization.degrade(frames, rng)
+            background = np.clip(background * k + c, lo, hi).astype(np.float32)
         em = result.emitters[result.emitters[C.ON]]
         if len(em) > self.max_emitters:
             raise ValueError(
@@ -103,12 +125,12 @@ class SimulatedMovieDataset(IterableDataset):
         table = np.zeros((self.max_emitters, 5), np.float32)
         table[: len(em)] = np.stack([
             em[C.FRAME].to_numpy(), em[C.X_NM].to_numpy() / a, em[C.Y_NM].to_numpy() / a,
-            em[C.PHOTONS].to_numpy(), em[C.TRACK_ID].to_numpy()], axis=1)
+            em[C.PHOTONS].to_numpy() * k, em[C.TRACK_ID].to_numpy()], axis=1)
         mask = np.zeros(self.max_emitters, bool)
         mask[: len(em)] = True
         return {
             "frames": torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)),
-            "background": torch.from_numpy(result.background_photons.astype(np.float32)),
+            "background": torch.from_numpy(background),
             "emitters": torch.from_numpy(table),
             "emitter_mask": torch.from_numpy(mask),
             "seed": torch.tensor(s, dtype=torch.int64),

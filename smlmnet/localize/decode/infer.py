@@ -8,48 +8,71 @@ import torch
 from tqdm.auto import tqdm
 
 from smlmnet.data import contracts as C
+from smlmnet.data.camera import adu_to_photons
 from smlmnet.data.contracts import Movie
 from smlmnet.localize.base import Localizer, empty_localizations
-from smlmnet.localize.decode_net import DecodeNet
-from smlmnet.localize.decode_post import detect_emitters
-from smlmnet.simulate.camera import adu_to_photons
+from smlmnet.localize.decode.net import DecodeNet
+from smlmnet.localize.decode.post import detect_emitters
+
+
+def load_localizer(folder, info: dict, device: str = "cpu", **kwargs) -> DecodeLocalizer:
+    """Registry loader of kind ``localizer``: a model folder → :class:`DecodeLocalizer`
+    with the folder's thresholds and uncertainty scale (``kwargs`` override them)."""
+    from smlmnet.models.registry import build_net, load_weights
+
+    net_cfg = dict(info["net"])
+    net_cfg.setdefault("_target_", "smlmnet.localize.decode.net.DecodeNet")
+    net = build_net(net_cfg)
+    net.load_state_dict(load_weights(folder, info, device))
+    th = info.get("thresholds", {})
+    kwargs.setdefault("threshold", th.get("threshold", 0.6))
+    kwargs.setdefault("second_threshold", th.get("second_threshold", kwargs["threshold"]))
+    kwargs.setdefault("uncertainty_scale", info.get("uncertainty_scale", 1.0))
+    loc = DecodeLocalizer(net, device=device, **kwargs)
+    loc.name = f"decode:{info.get('name', folder.name)}"
+    loc.info = info
+    return loc
 
 
 class DecodeLocalizer(Localizer):
     """Localize with a trained :class:`DecodeNet`.
 
-    Every frame is embedded once by the frame U-Net; windows (t−1, t, t+1) reuse the
-    embeddings (the first and last frames are repeated at the movie's ends).
+    Every frame is normalized and embedded once; windows (t−1, t, t+1) reuse the
+    embeddings (the first and last frames are repeated at the movie's ends). Frames are read,
+    converted to photons with ``movie.camera`` (raw values when it is unknown: a
+    ``normalization="robust"`` network then reports photons in the movie's units) and
+    processed in batches, so memory stays bounded whatever the movie's length.
 
     Args:
         net: the network, or use :meth:`from_pretrained`.
-        threshold, second_threshold: post-processing thresholds (see ``decode_post``).
-        batch_frames: frames per inference batch. device: torch device.
+        threshold, second_threshold: post-processing thresholds (see ``post``).
+        batch_frames: at most this many frames per inference batch.
+        max_batch_pixels: and at most this many pixels per batch (frames × H × W; about
+            100 MB of activations per million pixels for a 16-channel network).
+        device: torch device. uncertainty_scale: multiplies the predicted σ (calibration).
     """
 
     name = "decode"
 
     def __init__(self, net: DecodeNet, threshold: float = 0.6, second_threshold: float = 0.6,
                  batch_frames: int = 32, device: str = "cpu",
-                 uncertainty_scale: float = 1.0) -> None:
+                 uncertainty_scale: float = 1.0, max_batch_pixels: int = 1 << 20) -> None:
         self.net = net.eval().to(device)
         self.threshold, self.second_threshold = threshold, second_threshold
-        self.batch_frames, self.device = batch_frames, device
+        self.batch_frames, self.device = int(batch_frames), device
+        self.max_batch_pixels = int(max_batch_pixels)
         self.uncertainty_scale = float(uncertainty_scale)
+        self.info: dict = {}
 
     @classmethod
     def from_pretrained(cls, name: str = "decode_sptpalm", device: str = "cpu",
                         **kwargs) -> DecodeLocalizer:
-        from smlmnet.pretrained import load_model
+        """A shipped model name or a model folder (through the registry)."""
+        from smlmnet.models.registry import load
 
-        net, info = load_model(name, device)
-        th = info.get("thresholds", {})
-        kwargs.setdefault("threshold", th.get("threshold", 0.6))
-        kwargs.setdefault("second_threshold", th.get("second_threshold", 0.6))
-        kwargs.setdefault("uncertainty_scale", info.get("uncertainty_scale", 1.0))
-        loc = cls(net, device=device, **kwargs)
-        loc.name = f"decode:{name}"
-        loc.info = info
+        loc = load(name, device, **kwargs)
+        if not isinstance(loc, cls):
+            raise ValueError(f"model {name!r} is not a DECODE localizer")
         return loc
 
     @classmethod
@@ -77,8 +100,10 @@ class DecodeLocalizer(Localizer):
         rows = []
         bar = tqdm(total=T, desc=f"localizing ({self.name})", unit="frame",
                    disable=not progress, leave=False)
-        for f0 in range(0, T, self.batch_frames):
-            f1 = min(T, f0 + self.batch_frames)
+        H0, W0 = movie.shape[1:]
+        batch = max(1, min(self.batch_frames, self.max_batch_pixels // max(1, H0 * W0)))
+        for f0 in range(0, T, batch):
+            f1 = min(T, f0 + batch)
             lo, hi = max(0, f0 - half), min(T, f1 + half)
             photons = adu_to_photons(np.asarray(movie.frames[lo:hi]), cam)
             x = torch.from_numpy(np.ascontiguousarray(photons, np.float32)).to(self.device)
@@ -86,11 +111,13 @@ class DecodeLocalizer(Localizer):
             pre, post = half - (f0 - lo), half - (hi - f1)
             x = torch.cat([x[:1].expand(pre, -1, -1), x, x[-1:].expand(post, -1, -1)])
             x_pad, H, W = self.net._pad(x[None])
-            xn, offset = self.net.normalize(x_pad)
+            # per-frame normalization: identical to training's, whatever batch_frames is
+            xn, offset, scale = self.net.normalize(x_pad)
             feats = self.net.embed_frames(xn)[0]  # (n, C, H', W')
             n_win = f1 - f0
             windows = torch.stack([feats[k:k + self.net.n_frames] for k in range(n_win)])
-            out = self.net.decode(windows, offset.expand(n_win, -1, -1, -1))
+            mid = slice(half, half + n_win)
+            out = self.net.decode(windows, offset[0, mid, None], scale[0, mid, None])
             out = {k: v[..., :H, :W] for k, v in out.items()}
             det = detect_emitters(out, self.threshold, self.second_threshold)
             if det["batch"].numel():

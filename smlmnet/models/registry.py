@@ -1,0 +1,213 @@
+"""One registry for every learned model that smlmnet ships or a user trains.
+
+A *model folder* holds everything needed to run a trained network offline:
+
+- ``model.yaml``: ``name``, ``kind`` (which stage interface loads it: ``localizer``,
+  ``linker``, ``trajectory``, ``pixel_diffusion``), ``net`` (constructor arguments with a
+  ``_target_`` inside ``smlmnet``, built with ``hydra.utils.instantiate``), ``weights_sha256``,
+  ``training_ranges`` (what the training data covered: the domain guard compares movies with
+  it), thresholds, calibration, metrics and the training command;
+- ``weights.pt``: the ``state_dict`` (tensors only, loaded with ``weights_only=True``);
+- ``MODEL_CARD.md``: generated from ``model.yaml`` by :func:`render_model_card`.
+
+Each ``kind`` maps to the loader of its stage (``"module:function"``, imported only when such
+a model is loaded: this package never imports a stage, so there is no import cycle). The
+shipped folders live in ``smlmnet/pretrained/<name>/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from smlmnet.io.atomic import atomic_output_dir
+
+PRETRAINED_ROOT = Path(__file__).resolve().parents[1] / "pretrained"
+
+# kind -> (loader "module:function", what the kind is)
+_KINDS: dict[str, tuple[str, str]] = {}
+
+
+def register_kind(kind: str, loader: str, description: str) -> None:
+    """Declare that model folders of ``kind`` are loaded by ``loader`` (``"pkg.mod:func"``,
+    called as ``func(folder: Path, info: dict, device: str, **kwargs)``)."""
+    if ":" not in loader:
+        raise ValueError(f"loader must look like 'package.module:function'; got {loader!r}")
+    _KINDS[kind] = (loader, description)
+
+
+def kinds() -> dict[str, str]:
+    """Registered kinds and their descriptions."""
+    return {k: d for k, (_, d) in sorted(_KINDS.items())}
+
+
+register_kind("localizer", "smlmnet.localize.decode.infer:load_localizer",
+              "frames → localizations (DECODE-style network)")
+
+# model.yaml files written before the registry used these names for kinds
+_KIND_ALIASES = {"decode_localizer": "localizer"}
+
+
+class UnknownModelKindError(ValueError):
+    """A model folder declares a kind that no stage registered."""
+
+
+def list_models() -> list[str]:
+    """Names of the shipped models."""
+    return sorted(p.name for p in PRETRAINED_ROOT.iterdir() if (p / "model.yaml").is_file())
+
+
+def model_dir(name_or_path: str | Path) -> Path:
+    """The folder of a shipped model name or of a model folder path."""
+    path = Path(name_or_path)
+    if (path / "model.yaml").is_file():
+        return path
+    if (PRETRAINED_ROOT / str(name_or_path) / "model.yaml").is_file():
+        return PRETRAINED_ROOT / str(name_or_path)
+    raise FileNotFoundError(f"no model {str(name_or_path)!r}: neither a shipped model "
+                            f"({', '.join(list_models()) or 'none'}) nor a folder with a "
+                            "model.yaml")
+
+
+def read_info(name_or_path: str | Path) -> dict:
+    """``model.yaml`` of a model, with its kind normalized and validated."""
+    folder = model_dir(name_or_path)
+    info = yaml.safe_load((folder / "model.yaml").read_text()) or {}
+    kind = _KIND_ALIASES.get(info.get("kind"), info.get("kind"))
+    if kind not in _KINDS:
+        raise UnknownModelKindError(
+            f"{folder / 'model.yaml'}: unknown model kind {info.get('kind')!r}; this smlmnet "
+            f"knows {', '.join(_KINDS)}")
+    info["kind"] = kind
+    return info
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_weights(folder: Path, info: dict, device: str = "cpu") -> dict:
+    """The state dict of a model folder, after checking its content hash."""
+    import torch
+
+    path = folder / "weights.pt"
+    expected = info.get("weights_sha256")
+    if expected and file_sha256(path) != expected:
+        raise ValueError(f"{path}: content hash differs from model.yaml's weights_sha256; the "
+                         "weights file is corrupt or was replaced")
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def build_net(net_cfg: dict):
+    """Instantiate a network from ``model.yaml``'s ``net`` (``_target_`` must be inside
+    smlmnet: a model folder from elsewhere cannot make us import arbitrary code)."""
+    from hydra.utils import instantiate
+
+    target = str(net_cfg.get("_target_", ""))
+    if not target.startswith("smlmnet."):
+        raise ValueError(f"net._target_ must name a class inside smlmnet; got {target!r}")
+    return instantiate(dict(net_cfg), _convert_="all")
+
+
+def load(name_or_path: str | Path, device: str = "cpu", **kwargs):
+    """Load a shipped model or a model folder as its stage's object (e.g. a
+    :class:`~smlmnet.localize.base.Localizer` for kind ``localizer``)."""
+    folder = model_dir(name_or_path)
+    info = read_info(folder)
+    module, func = _KINDS[info["kind"]][0].split(":")
+    loader: Callable = getattr(importlib.import_module(module), func)
+    return loader(folder, info, device, **kwargs)
+
+
+def describe(name_or_path: str | Path) -> dict:
+    """One line of ``smlmnet models``: name, kind, ranges, headline metrics, hash."""
+    info = read_info(name_or_path)
+    return {"name": info.get("name", Path(str(name_or_path)).name), "kind": info["kind"],
+            "path": str(model_dir(name_or_path)),
+            "training_ranges": info.get("training_ranges", {}),
+            "validation": info.get("validation", {}),
+            "weights_sha256": info.get("weights_sha256", "")[:12]}
+
+
+def write_model_folder(folder: str | Path, state_dict: dict, info: dict) -> Path:
+    """Write a model folder atomically (refuses an existing non-empty folder): weights, then
+    ``model.yaml`` with their hash, then the generated ``MODEL_CARD.md``."""
+    import torch
+
+    folder = Path(folder)
+    if info.get("kind") not in _KINDS:
+        raise UnknownModelKindError(f"unknown model kind {info.get('kind')!r}; known: "
+                                    f"{', '.join(_KINDS)}")
+    with atomic_output_dir(folder) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp / "weights.pt")
+        info = {**info, "weights_sha256": file_sha256(tmp / "weights.pt")}
+        (tmp / "model.yaml").write_text(yaml.safe_dump(info, sort_keys=False,
+                                                       allow_unicode=True))
+        (tmp / "MODEL_CARD.md").write_text(render_model_card(info))
+    return folder
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "–".join(_fmt(x) for x in v) if len(v) == 2 and all(
+            isinstance(x, (int, float)) for x in v) else ", ".join(_fmt(x) for x in v)
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {_fmt(x)}" for k, x in v.items())
+    return str(v)
+
+
+def _table(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    cols = list(rows[0])
+    return (["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+            + ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in rows])
+
+
+def render_model_card(info: dict) -> str:
+    """``MODEL_CARD.md`` generated from a model's ``model.yaml`` (never edited by hand)."""
+    lines = [f"# {info.get('name', 'model')} ({info['kind']})", "",
+             "<!-- generated from model.yaml by smlmnet.models.registry.render_model_card -->",
+             "", info.get("description", "").strip(), "",
+             "## Reproduce", "", f"```bash\n{info.get('training_command', '?')}\n```", ""]
+    if info.get("recalibration_command"):
+        lines += ["Thresholds and uncertainty scale recomputed with:", "",
+                  f"```bash\n{info['recalibration_command']}\n```", ""]
+    facts = {k: info[k] for k in ("trained_on", "epochs", "global_steps", "train_items",
+                                  "simulation_preset", "simulation_overrides",
+                                  "window_shape_px", "pixel_size_nm") if k in info}
+    net = {k: v for k, v in (info.get("net") or {}).items()}
+    lines += ["## Training", "", *(f"- {k}: {_fmt(v)}" for k, v in facts.items()),
+              f"- network: {_fmt(net)}", f"- weights sha256: `{info.get('weights_sha256', '')}`",
+              ""]
+    ranges = info.get("training_ranges") or {}
+    if ranges:
+        lines += ["## Training ranges (the domain guard compares movies with these)", "",
+                  "| quantity | range |", "|---|---|",
+                  *(f"| {k} | {_fmt(v)} |" for k, v in ranges.items()), ""]
+    if info.get("thresholds"):
+        lines += ["## Thresholds", "", *(f"- {k}: {_fmt(v)}" for k, v in
+                                         info["thresholds"].items()), ""]
+    if info.get("threshold_scan"):
+        lines += [f"Threshold scan on the tuning split ({info.get('tuning_split', '?')}):", "",
+                  *_table(info["threshold_scan"]), ""]
+    if info.get("validation"):
+        lines += [f"## Validation ({info.get('validation_split', 'held-out split')})", "",
+                  *_table([info["validation"]]), ""]
+    if info.get("uncertainty_calibration"):
+        lines += ["## Uncertainty calibration", "",
+                  f"Predicted σ are multiplied by {_fmt(info.get('uncertainty_scale', 1.0))}.",
+                  "", *_table([info["uncertainty_calibration"]]), ""]
+    if info.get("limits"):
+        lines += ["## Limits", "", info["limits"].strip(), ""]
+    return "\n".join(lines).rstrip() + "\n"
