@@ -5,6 +5,7 @@
     smlmnet simulate --config FOLDER/config.yaml -o NEW_FOLDER   (regenerate a dataset)
     smlmnet presets                    list the simulation presets
     smlmnet analyze MOVIE.tif [-o FOLDER]   localize, link and measure diffusion
+    smlmnet calibrate MOVIE.tif [-o FOLDER] camera gain/offset, PSF, background from the movie
 """
 
 from __future__ import annotations
@@ -153,7 +154,18 @@ def cmd_analyze(args) -> int:
         warnings.warn("the exposure time is unknown (not in the TIFF metadata): assuming no "
                       "motion blur (R = 0); pass --exposure-s S, or --stroboscopic to silence "
                       "this", stacklevel=2)
-    psf = args.psf_sigma_nm or (movie.camera or {}).get("psf_sigma_nm") or 130.0
+    from smlmnet.io.tiff import tiff_psf_sigma_nm
+
+    tiff_psf = None if args.psf_sigma_nm else tiff_psf_sigma_nm(movie_path)
+    if args.psf_sigma_nm:
+        psf, psf_from = args.psf_sigma_nm, "--psf-sigma-nm"
+    elif tiff_psf is not None:
+        psf, psf_from = tiff_psf, "the TIFF metadata"
+    else:
+        psf, psf_from = 130.0, ("the default (not in the TIFF metadata; measure it with "
+                                "`smlmnet calibrate` and pass --psf-sigma-nm)")
+    if not args.quiet:
+        print(f"PSF sigma {psf:g} nm from {psf_from}")
     localizer, linker = _analysis_components(args, psf, movie.pixel_size_nm)
     analysis = analyze_movie(movie, localizer, linker, args.min_length,
                              0.0 if args.stroboscopic else None, progress=not args.quiet)
@@ -163,6 +175,25 @@ def cmd_analyze(args) -> int:
     print(f"{s['n_localizations']} localizations, {s['n_tracks']} tracks; wrote {out}/: "
           "localizations.csv (ThunderSTORM) tracks.csv tracks_trackpy.csv diffusion.csv "
           "report.png summary.json")
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from smlmnet.calibrate import calibrate_tiff, write_calibration
+    from smlmnet.io.atomic import check_output_dir
+
+    movie_path = Path(args.movie)
+    out = Path(args.output) if args.output else movie_path.with_name(
+        movie_path.stem + "_calibration")
+    _check_output_not_over_input(out, movie_path)
+    check_output_dir(out)
+    cal = calibrate_tiff(movie_path, camera=args.camera, pixel_size_nm=args.pixel_size_nm,
+                         frame_time_s=args.frame_time_s, psf_sigma_nm_hint=args.psf_sigma_nm,
+                         baseline_adu=args.baseline_adu)
+    write_calibration(cal, out, base_preset=args.base_preset)
+    print(cal.summary())
+    print(f"wrote {out}/: calibration.json preset.yaml calibration.png "
+          f"(simulate like this movie: smlmnet simulate --config {out / 'preset.yaml'} -o NEW)")
     return 0
 
 
@@ -300,12 +331,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--em-gain", type=float, help=cam_help.format(1))
     p.add_argument("--qe", type=float, help=cam_help.format(1))
     p.add_argument("--read-noise-e", type=float, help=cam_help.format(0))
-    p.add_argument("--psf-sigma-nm", type=float, help="PSF sigma (default 130 nm)")
+    p.add_argument("--psf-sigma-nm", type=float,
+                   help="PSF sigma (default: the TIFF metadata, else 130 nm)")
     p.add_argument("--min-length", type=int, default=5,
                    help="minimal track length for diffusion estimates")
     p.add_argument("-q", "--quiet", action="store_true")
     add_analysis_options(p)
     p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("calibrate", help="measure camera gain/offset, PSF sigma, background, "
+                       "photons and density from a TIFF movie itself")
+    p.add_argument("movie", help="TIFF movie (T, H, W), raw camera counts")
+    p.add_argument("-o", "--output", help="new output folder (default MOVIE_calibration/)")
+    p.add_argument("--camera", choices=["emccd", "scmos", "poisson"],
+                   help="camera type (EMCCD: excess noise factor 2); default the TIFF "
+                   "metadata, else scmos")
+    p.add_argument("--pixel-size-nm", type=float, help="overrides the TIFF metadata")
+    p.add_argument("--frame-time-s", type=float, help="overrides the TIFF metadata")
+    p.add_argument("--psf-sigma-nm", type=float, help="start value of the PSF sigma fit")
+    p.add_argument("--baseline-adu", type=float, help="known camera offset (ADU)")
+    p.add_argument("--base-preset", default="sptpalm_membrane",
+                   help="simulation preset that preset.yaml overrides")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("presets", help="list the simulation presets")
     p.set_defaults(func=cmd_presets)

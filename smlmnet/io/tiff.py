@@ -15,19 +15,23 @@ from smlmnet.io.jsonio import dumps_strict
 
 
 def write_movie_tiff(path: str | Path, movie: Movie, extra: dict | None = None,
-                     overwrite: bool = False) -> Path:
+                     overwrite: bool = False, psf_sigma_nm: float | None = None) -> Path:
     """Write ``movie`` as an ImageJ hyperstack (axes TYX) atomically.
 
     Pixel size is stored as the ImageJ resolution in µm, the frame interval as ``finterval``
-    (s); camera parameters, exposure and ``extra`` are kept as JSON in the ImageJ metadata
-    (key ``smlmnet``) so :func:`read_movie_tiff` restores them.
+    (s); camera parameters, exposure, the PSF σ (nm, if given or in ``extra["metadata"]``) and
+    ``extra`` are kept as JSON in the ImageJ metadata (key ``smlmnet``) so
+    :func:`read_movie_tiff` and :func:`read_tiff_calibration` restore them.
     """
+    if psf_sigma_nm is None:
+        psf_sigma_nm = ((extra or {}).get("metadata") or {}).get("psf_sigma_nm")
     frames = np.asarray(movie.frames)
     if frames.dtype not in (np.uint8, np.uint16, np.float32):
         frames = frames.astype(np.float32)
     px_um = movie.pixel_size_nm / 1000.0
     info = {"pixel_size_nm": movie.pixel_size_nm, "frame_time_s": movie.frame_time_s,
-            "exposure_time_s": movie.exposure_time_s, "camera": movie.camera, **(extra or {})}
+            "exposure_time_s": movie.exposure_time_s, "camera": movie.camera,
+            "psf_sigma_nm": psf_sigma_nm, **(extra or {})}
     with atomic_write_path(path, overwrite=overwrite) as tmp:
         tifffile.imwrite(
             tmp, frames, imagej=True, resolution=(1.0 / px_um, 1.0 / px_um),
@@ -38,17 +42,23 @@ def write_movie_tiff(path: str | Path, movie: Movie, extra: dict | None = None,
 
 
 def read_tiff_calibration(tif: tifffile.TiffFile) -> dict:
-    """Pixel size (nm), frame interval (s), exposure and camera found in a TIFF's metadata.
+    """Pixel size (nm), frame interval (s), exposure, camera and PSF σ (``psf_sigma_nm``)
+    found in a TIFF's metadata.
 
-    Keys are present only when the file states them.
+    Keys are present only when the file states them. Files written before the PSF σ was
+    stored at the top level still give it from their ``metadata`` entry.
     """
     out: dict = {}
     ij = tif.imagej_metadata or {}
     if "smlmnet" in ij:
         try:
             out.update({k: v for k, v in json.loads(ij["smlmnet"]).items() if v is not None})
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, AttributeError):
             pass
+    if "psf_sigma_nm" not in out and isinstance(out.get("metadata"), dict):
+        sigma = out["metadata"].get("psf_sigma_nm")
+        if sigma is not None:
+            out["psf_sigma_nm"] = float(sigma)
     if "frame_time_s" not in out and ij.get("finterval"):
         out["frame_time_s"] = float(ij["finterval"])
     if "pixel_size_nm" not in out:
@@ -219,3 +229,17 @@ def read_movie_tiff(path: str | Path, pixel_size_nm: float | None = None,
     if problems:
         raise ValueError(f"{where} " + "; ".join(problems))
     return Movie(frames, float(px), float(dt), exposure, calib.get("camera", {}))
+
+
+def tiff_psf_sigma_nm(path: str | Path) -> float | None:
+    """The PSF σ (nm) that a TIFF's smlmnet metadata states, or ``None``."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            sigma = read_tiff_calibration(tif).get("psf_sigma_nm")
+    except (tifffile.TiffFileError, OSError):
+        return None
+    try:
+        sigma = float(sigma) if sigma is not None else None
+    except (TypeError, ValueError):
+        return None
+    return sigma if sigma is not None and np.isfinite(sigma) and sigma > 0 else None
