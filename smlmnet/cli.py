@@ -71,25 +71,66 @@ def _write_analysis(movie, analysis, out: Path, extra: dict | None = None) -> No
     write_json(out / "summary.json", {**analysis.summary, **(extra or {})})
 
 
-def _analysis_components(args, psf_sigma_nm: float, pixel_size_nm: float):
+def default_torch_threads() -> int:
+    """Intra-op threads for the networks: on a small machine one thread avoids the
+    oversubscription that makes two threads slower than one (measured in
+    benchmarks/results/transfer); on larger machines up to 8."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        cores = os.cpu_count() or 1
+    return 1 if cores <= 2 else min(8, cores - 1)
+
+
+def _analysis_components(args, psf_sigma_nm: float, movie, calibration: dict | None = None):
+    """The guarded localizer (see :mod:`smlmnet.guard`) and the linker of `analyze`/`demo`."""
+    import torch
+
+    from smlmnet.guard import select_localizer
     from smlmnet.link import LAPLinker, NearestNeighborLinker
-    from smlmnet.localize import SpotFitLocalizer
 
-    if args.localizer == "decode":
-        from smlmnet.localize.decode.infer import DecodeLocalizer
-
-        localizer = DecodeLocalizer.from_pretrained(args.model)
-        trained_px = localizer.info.get("pixel_size_nm", pixel_size_nm)
-        if abs(pixel_size_nm / trained_px - 1) > 0.1:
-            print(f"warning: model {args.model!r} was trained for {trained_px:g} nm pixels, "
-                  f"the movie has {pixel_size_nm:g} nm; consider --localizer mle or a model "
-                  "trained for this pixel size", file=sys.stderr)
-    else:
-        localizer = SpotFitLocalizer(args.localizer, psf_sigma_nm=psf_sigma_nm,
-                                     threshold=args.threshold)
+    torch.set_num_threads(args.threads or default_torch_threads())
+    localizer = select_localizer(args.localizer, movie, psf_sigma_nm, model=args.model,
+                                 threshold=args.threshold, calibration=calibration,
+                                 force=args.force_model)
     link_cls = LAPLinker if args.linker == "lap" else NearestNeighborLinker
     linker = link_cls(search_radius_nm=args.search_radius_nm, max_gap_frames=args.max_gap)
     return localizer, linker
+
+
+def _assumptions(args, movie, psf: float, psf_from: str, localizer, linker,
+                 calibration: dict | None) -> dict:
+    """Every assumption behind an analysis, for summary.json and report.png."""
+    import torch
+
+    from smlmnet.io.provenance import reproduce_command
+
+    chosen = getattr(localizer, "chosen", None) or localizer
+    info = getattr(chosen, "info", None) or {}
+    out = {
+        "command": reproduce_command(),
+        "smlmnet_version": __version__,
+        "pixel_size_nm": movie.pixel_size_nm,
+        "frame_time_s": movie.frame_time_s,
+        "exposure_time_s": movie.exposure_time_s,
+        "camera": dict(movie.camera or {}),
+        "psf_sigma_nm": psf, "psf_sigma_source": psf_from,
+        "localizer": chosen.name,
+        "localizer_decision": getattr(localizer, "decision", []),
+        "model": ({"name": info.get("name"), "weights_sha256": info.get("weights_sha256"),
+                   "thresholds": info.get("thresholds"),
+                   "uncertainty_scale": info.get("uncertainty_scale")} if info else None),
+        "detection_threshold_noise_units": (args.threshold if not info else None),
+        "linker": linker.name, "search_radius_nm": args.search_radius_nm,
+        "max_gap_frames": args.max_gap,
+        "min_track_length": getattr(args, "min_length", 5),
+        "torch_threads": torch.get_num_threads(),
+        "calibration_used_for": ("guard facts (PSF sigma, density, clipping flags); photon "
+                                 "counts use the camera above" if calibration else None),
+    }
+    return out
 
 
 CAMERA_DEFAULTS = {"baseline_adu": 100.0, "e_per_adu": 1.0, "em_gain": 1.0, "qe": 1.0,
@@ -157,6 +198,7 @@ def cmd_analyze(args) -> int:
     from smlmnet.io.tiff import tiff_psf_sigma_nm
 
     tiff_psf = None if args.psf_sigma_nm else tiff_psf_sigma_nm(movie_path)
+    calibration = None
     if args.psf_sigma_nm:
         psf, psf_from = args.psf_sigma_nm, "--psf-sigma-nm"
     elif tiff_psf is not None:
@@ -164,18 +206,50 @@ def cmd_analyze(args) -> int:
     else:
         psf, psf_from = 130.0, ("the default (not in the TIFF metadata; measure it with "
                                 "`smlmnet calibrate` and pass --psf-sigma-nm)")
+    if args.calibrate == "always" or (args.calibrate == "auto" and (
+            tiff_psf is None and not args.psf_sigma_nm or movie.camera.get("model") == "poisson")
+            and args.localizer != "centroid"):
+        calibration = _self_calibration(movie, args, psf)
+        if calibration and calibration.get("psf_sigma_nm") and not (
+                args.psf_sigma_nm or tiff_psf):
+            psf = float(calibration["psf_sigma_nm"])
+            psf_from = (f"the movie itself (smlmnet.calibrate: {calibration['n_psf_molecules']}"
+                        " molecules)")
     if not args.quiet:
-        print(f"PSF sigma {psf:g} nm from {psf_from}")
-    localizer, linker = _analysis_components(args, psf, movie.pixel_size_nm)
+        print(f"PSF sigma {psf:.4g} nm from {psf_from}")
+    localizer, linker = _analysis_components(args, psf, movie, calibration)
     analysis = analyze_movie(movie, localizer, linker, args.min_length,
                              0.0 if args.stroboscopic else None, progress=not args.quiet)
+    assumptions = _assumptions(args, movie, psf, psf_from, localizer, linker, calibration)
+    analysis.summary["localizer"] = assumptions["localizer"]
     with atomic_output_dir(out) as tmp:
-        _write_analysis(movie, analysis, tmp, {"movie": str(movie_path)})
+        _write_analysis(movie, analysis, tmp, {"movie": str(movie_path),
+                                               "assumptions": assumptions})
+        if calibration:
+            from smlmnet.io.jsonio import write_json
+
+            write_json(tmp / "calibration.json", calibration)
     s = analysis.summary
-    print(f"{s['n_localizations']} localizations, {s['n_tracks']} tracks; wrote {out}/: "
-          "localizations.csv (ThunderSTORM) tracks.csv tracks_trackpy.csv diffusion.csv "
-          "report.png summary.json")
+    print(f"{s['n_localizations']} localizations ({assumptions['localizer']}), "
+          f"{s['n_tracks']} tracks; wrote {out}/: localizations.csv (ThunderSTORM) tracks.csv "
+          "tracks_trackpy.csv diffusion.csv report.png summary.json"
+          + (" calibration.json" if calibration else ""))
     return 0
+
+
+def _self_calibration(movie, args, psf: float) -> dict | None:
+    """Calibrate the movie from itself (PSF σ, density, clipping flags) for the domain
+    guard; a failure is a warning, never an abort."""
+    from smlmnet.calibrate import calibrate_movie
+
+    try:
+        cal = calibrate_movie(movie, camera=args.camera, psf_sigma_nm_hint=psf,
+                              max_frames=200, max_frames_spots=100)
+    except Exception as err:  # the analysis does not depend on it
+        warnings.warn(f"self-calibration failed ({err}); the domain guard runs without it "
+                      "(--calibrate never skips it)", stacklevel=2)
+        return None
+    return cal.to_dict()
 
 
 def cmd_calibrate(args) -> int:
@@ -211,7 +285,7 @@ def cmd_demo(args) -> int:
     print(f"smlmnet {__version__} demo: simulating the 'demo' preset (Brownian, fBM, confined, "
           "directed, anisotropic and switching particles)")
     sim = _simulate_and_save(cfg, out / "simulation", figure=True, progress=not args.quiet)
-    localizer, linker = _analysis_components(args, cfg.psf.sigma, cfg.fov.pixel_size_nm)
+    localizer, linker = _analysis_components(args, cfg.psf.sigma, sim.movie)
     analysis = analyze_movie(sim.movie, localizer, linker, progress=not args.quiet)
     scores = score_analysis(sim, analysis)
     _write_analysis(sim.movie, analysis, out / "analysis", {"scores": scores})
@@ -301,11 +375,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     def add_analysis_options(p):
-        p.add_argument("--localizer", choices=["decode", "mle", "centroid"], default="decode",
-                       help="decode: the shipped network (default); mle/centroid: classical "
-                       "fits")
-        p.add_argument("--model", default="decode_sptpalm",
-                       help="shipped model name or model folder for --localizer decode")
+        from smlmnet.models.registry import list_models
+
+        p.add_argument("--localizer", choices=["auto", "decode", "mle", "centroid"],
+                       default="auto",
+                       help="auto (default): the shipped networks whose training ranges hold "
+                       "the movie, specialists first, with the MLE fit as the fallback; "
+                       "decode: --model (then MLE); mle/centroid: classical fits")
+        p.add_argument("--model", default=None,
+                       help="a model folder or a shipped model: " + ", ".join(list_models())
+                       + " (see `smlmnet models`)")
+        p.add_argument("--force-model", action="store_true",
+                       help="use the model even outside its training ranges or when its "
+                       "output fails the sanity checks")
+        p.add_argument("--threads", type=int, default=None,
+                       help="torch threads (default: 1 on machines with <= 2 cores)")
         p.add_argument("--threshold", type=float, default=5.0,
                        help="mle/centroid detection threshold in robust noise units")
         p.add_argument("--linker", choices=["lap", "nn"], default="lap")
@@ -331,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--em-gain", type=float, help=cam_help.format(1))
     p.add_argument("--qe", type=float, help=cam_help.format(1))
     p.add_argument("--read-noise-e", type=float, help=cam_help.format(0))
+    p.add_argument("--calibrate", choices=["auto", "always", "never"], default="auto",
+                   help="calibrate the movie from itself for the domain guard (auto: when "
+                   "the PSF sigma or the camera is unknown)")
     p.add_argument("--psf-sigma-nm", type=float,
                    help="PSF sigma (default: the TIFF metadata, else 130 nm)")
     p.add_argument("--min-length", type=int, default=5,
