@@ -13,16 +13,7 @@ from hydra.utils import instantiate
 from smlmnet.data import contracts as C
 from smlmnet.evaluation.report import write_report
 from smlmnet.localize.fit import fit_centroid, fit_gaussian_mle
-from smlmnet.metrics.localization import (
-    MORTENSEN_ESTIMATORS,
-    error_vs_bound,
-    excess_noise_factor,
-    match_per_frame,
-    mortensen_label,
-    mortensen_precision_nm,
-    normalized_error_summary,
-    smlm_metrics,
-)
+from smlmnet.metrics import localization as lm
 from smlmnet.simulate import load_config, simulate
 from smlmnet.simulate.psf import pixel_integrals
 
@@ -63,9 +54,9 @@ def run_crlb(cfg, out_dir) -> pd.DataFrame:
     a, sig_nm = cfg.pixel_size_nm, cfg.psf_sigma_nm
     sigma_px = sig_nm / a
     rois, x, y = _spots(cfg, rng)
-    bounds = {est: float(mortensen_precision_nm(cfg.photons, cfg.background, sig_nm, a,
-                                                estimator=est))
-              for est in MORTENSEN_ESTIMATORS}
+    bounds = {est: float(lm.mortensen_precision_nm(cfg.photons, cfg.background, sig_nm, a,
+                                                   estimator=est))
+              for est in lm.MORTENSEN_ESTIMATORS}
     bound = bounds["mle"]
     methods = {
         "smlmnet MLE (σ free)": lambda r: fit_gaussian_mle(r, sigma_px),
@@ -83,7 +74,7 @@ def run_crlb(cfg, out_dir) -> pd.DataFrame:
         err = np.concatenate([fit["x"] - x, fit["y"] - y]) * a
         ok = np.isfinite(err)
         std = float(np.std(err[ok]))
-        z = error_vs_bound(err, np.full(err.shape, bound))
+        z = lm.error_vs_bound(err, np.full(err.shape, bound))
         row = {"method": name, "precision [nm]": std, "precision / exact bound": std / bound,
                "precision / closed-form bound": std / bounds["mle_closed_form"],
                "bias [nm]": float(np.mean(err[ok])), "mean z² (exact bound)": z["mean z²"],
@@ -92,7 +83,7 @@ def run_crlb(cfg, out_dir) -> pd.DataFrame:
         if "crlb_x" in fit and np.isfinite(fit["crlb_x"]).any():
             crlb = np.concatenate([fit["crlb_x"], fit.get("crlb_y", fit["crlb_x"])]) * a
             row["mean CRLB [nm]"] = float(np.nanmean(crlb))
-            row["mean z² (own CRLB)"] = error_vs_bound(err, crlb)["mean z²"]
+            row["mean z² (own CRLB)"] = lm.error_vs_bound(err, crlb)["mean z²"]
         rows.append(row)
     table = pd.DataFrame(rows)
     base = table.loc[table["method"] == "smlmnet MLE (σ free)", "fits/s"].iloc[0]
@@ -100,7 +91,7 @@ def run_crlb(cfg, out_dir) -> pd.DataFrame:
     notes = [f"{n} spots, N = {cfg.photons:g} photons, b = {cfg.background:g} photons/px, "
              f"PSF σ = {sig_nm:g} nm, pixel {a:g} nm, {s}×{s} px ROIs, centres uniform within "
              "±½ px of the ROI centre, Poisson noise (no camera excess noise).",
-             "Per-axis bounds: " + "; ".join(f"{mortensen_label(k)} {v:.3f} nm"
+             "Per-axis bounds: " + "; ".join(f"{lm.mortensen_label(k)} {v:.3f} nm"
                                              for k, v in bounds.items()) + ". "
              "'precision / exact bound' is the measured per-axis std over the exact bound "
              "(1 = the fit reaches the limit; below 1 would beat it).",
@@ -119,7 +110,7 @@ def _camera_text(sim_cfg) -> str:
     """Camera, PSF and pixel of a resolved simulation config, for result notes."""
     cam = sim_cfg.camera
     return (f"{cam.model} camera (QE {cam.qe:g}, excess-noise variance factor "
-            f"{excess_noise_factor(cam.model):g}), PSF σ {sim_cfg.psf.sigma:g} nm, "
+            f"{lm.excess_noise_factor(cam.model):g}), PSF σ {sim_cfg.psf.sigma:g} nm, "
             f"{sim_cfg.fov.pixel_size_nm:g} nm pixels")
 
 
@@ -131,12 +122,12 @@ def bound_columns(true: pd.DataFrame, pairs: pd.DataFrame, sim_cfg) -> dict[str,
         return {}
     cam = sim_cfg.camera
     matched = true.loc[pairs["true_index"]]
-    bound = mortensen_precision_nm(matched[C.PHOTONS].to_numpy() * cam.qe,
-                                   matched["bg [photon/px]"].to_numpy() * cam.qe,
-                                   sim_cfg.psf.sigma, sim_cfg.fov.pixel_size_nm,
-                                   excess_noise_factor(cam.model))
+    bound = lm.mortensen_precision_nm(matched[C.PHOTONS].to_numpy() * cam.qe,
+                                      matched["bg [photon/px]"].to_numpy() * cam.qe,
+                                      sim_cfg.psf.sigma, sim_cfg.fov.pixel_size_nm,
+                                      lm.excess_noise_factor(cam.model))
     err = np.concatenate([pairs["dx [nm]"].to_numpy(float), pairs["dy [nm]"].to_numpy(float)])
-    return error_vs_bound(err, np.tile(bound, 2))
+    return lm.error_vs_bound(err, np.tile(bound, 2))
 
 
 BOUND_NOTE = ("Bound columns: each matched emitter's per-axis {label} with its detected photons "
@@ -163,8 +154,8 @@ def run_movie(cfg, out_dir) -> pd.DataFrame:
             t0 = time.perf_counter()
             est = loc.localize(sim.movie)
             el = time.perf_counter() - t0
-            m = smlm_metrics(true, est, cfg.tolerance_nm)
-            pairs = match_per_frame(true, est, cfg.tolerance_nm)
+            m = lm.smlm_metrics(true, est, cfg.tolerance_nm)
+            pairs = lm.match_per_frame(true, est, cfg.tolerance_nm)
             rows.append({"emitters/µm² on": round(on_density, 3), "method": name,
                          "jaccard [%]": m["jaccard [%]"], "rmse [nm]": m["rmse_lateral [nm]"],
                          "efficiency [%]": m["efficiency [%]"], "recall": m["recall"],
@@ -175,7 +166,7 @@ def run_movie(cfg, out_dir) -> pd.DataFrame:
              f"{list(cfg.simulation.overrides)}: {sim_cfg.n_frames} frames of "
              f"{sim_cfg.fov.shape_px[0]}×{sim_cfg.fov.shape_px[1]} px, "
              f"{_camera_text(sim_cfg)}. SMLM 2016 metrics, greedy per-frame pairing within "
-             f"{cfg.tolerance_nm:g} nm.", BOUND_NOTE.format(label=mortensen_label("mle"))]
+             f"{cfg.tolerance_nm:g} nm.", BOUND_NOTE.format(label=lm.mortensen_label("mle"))]
     write_report(out_dir, "localization", f"Localization on '{cfg.simulation.preset}' movies",
                  table, notes, config=cfg)
     return table
@@ -200,15 +191,16 @@ def run_decode(cfg, out_dir) -> pd.DataFrame:
         sim = simulate(load_config(cfg.preset, list(regime.overrides)))
         true = sim.emitters[sim.emitters["on"]].reset_index(drop=True)
         on_density = len(true) / sim.config.n_frames / np.prod(sim.config.fov_size_um)
+        motions = ", ".join(sorted({m.model for m in sim.config.particles.motions}))
         regimes_text.append(f"'{regime.name}': {sim.config.n_frames} frames of "
                             f"{sim.config.fov.shape_px[0]}×{sim.config.fov.shape_px[1]} px, "
-                            f"{_camera_text(sim.config)}")
+                            f"motion {motions}, {_camera_text(sim.config)}")
         for name, loc in methods.items():
             t0 = time.perf_counter()
             est = loc.localize(sim.movie).reset_index(drop=True)
             el = time.perf_counter() - t0
-            m = smlm_metrics(true, est, cfg.tolerance_nm)
-            pairs = match_per_frame(true, est, cfg.tolerance_nm)
+            m = lm.smlm_metrics(true, est, cfg.tolerance_nm)
+            pairs = lm.match_per_frame(true, est, cfg.tolerance_nm)
             row = {"regime": regime.name, "emitters/µm² on": round(on_density, 2),
                    "method": name, "jaccard [%]": m["jaccard [%]"],
                    "rmse [nm]": m["rmse_lateral [nm]"], "efficiency [%]": m["efficiency [%]"],
@@ -221,7 +213,7 @@ def run_decode(cfg, out_dir) -> pd.DataFrame:
             if regime.get("bound", False) and all(c in est for c in unc) and len(pairs):
                 sx = est.loc[pairs["est_index"], unc[0]].to_numpy()
                 sy = est.loc[pairs["est_index"], unc[1]].to_numpy()
-                z = normalized_error_summary(np.concatenate(
+                z = lm.normalized_error_summary(np.concatenate(
                     [pairs["dx [nm]"].to_numpy() / sx, pairs["dy [nm]"].to_numpy() / sy]))
                 calib_rows.append({"regime": regime.name, "method": name, "matched": len(pairs),
                                    "z std": z["std z"], "z mean": z["mean z"],
@@ -230,12 +222,13 @@ def run_decode(cfg, out_dir) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     notes = [f"Preset `{cfg.preset}` with the overrides of each regime in the config: "
              + "; ".join(regimes_text) + ".",
-             BOUND_NOTE.format(label=mortensen_label("mle")),
-             "The low-density regime has immobile emitters so that no motion blur enters; the "
-             "network also sees frames t−1 and t+1, where such an emitter is often on again, so "
-             "it can use more photons than the single-frame bound assumes (values below 1), "
-             "while the MLE fits one frame. frames/s: whole movie → localization table on the "
-             "machine above, including ADU conversion and post-processing. Calibration: "
+             BOUND_NOTE.format(label=lm.mortensen_label("mle")),
+             "Bound columns are computed in the regimes marked 'bound' in the config (with "
+             "immobile emitters no motion blur enters); the network also sees frames t−1 and "
+             "t+1, where such an emitter is often on again, so it can use more photons than "
+             "the single-frame bound assumes (values below 1), while the MLE fits one frame. "
+             "frames/s: whole movie → localization table on the machine above, including ADU "
+             "conversion and post-processing. Calibration: "
              "z = (x̂ − x)/σ̂ with the model's predicted σ (68.3 % / 95.4 % within 1σ / 2σ for "
              "a calibrated Gaussian)."]
     write_report(out_dir, "decode", "Learned (DECODE-style) vs classical localization", table,
