@@ -6,7 +6,7 @@ Setup (AnDi's renderer needs deeptrack 1.7, installed without its heavy dependen
 
     pip install andi-datasets ipython scikit-image "pint<0.20" "setuptools<70" lazy-import
     pip install --no-deps deeptrack==1.7.0
-    python benchmarks/bench_render_vs_andi.py            # writes benchmarks/results/
+    python benchmarks/bench_render_vs_andi.py    # writes benchmarks/results/render_vs_andi.*
 
 Both renderers get identical Brownian trajectories oversampled ``--oversampling`` times per
 frame, expose the first ``--exposure`` fraction of each frame, add a background of 100 and
@@ -19,16 +19,15 @@ the width of its PSF, which smlmnet then uses, so that the two movies can be com
 from __future__ import annotations
 
 import argparse
-import csv
-import platform
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import curve_fit
 
+from smlmnet.evaluation.report import write_report
 from smlmnet.simulate.camera import camera_adu
 from smlmnet.simulate.config import CameraConfig
 from smlmnet.simulate.movie import render_expected_photons
@@ -171,26 +170,22 @@ def main(argv=None):
     fps_andi, fps_ours = T / t_andi, T / t_ours
     signal_andi = float((andi_video - bg).sum(axis=(1, 2)).mean())
     signal_ours = float((ours.astype(float) - bg).sum(axis=(1, 2)).mean())
-    rows = [
-        ("renderer", "frames/s", "speed-up", "signal photons/frame", "corr. with smlmnet #2"),
-        ("andi-datasets transform_to_video (deeptrack 1.7)", f"{fps_andi:.2f}", "1.0",
-         f"{signal_andi:.0f}", f"{corr(andi_video, ours2):.4f}"),
-        ("smlmnet render_expected_photons + camera", f"{fps_ours:.1f}",
-         f"{fps_ours / fps_andi:.0f}", f"{signal_ours:.0f}", f"{corr(ours, ours2):.4f}"),
-        ("smlmnet simulate() end to end (own trajectories + ground truth)", f"{fps_e2e:.1f}",
-         f"{fps_e2e / fps_andi:.0f}", "", ""),
-    ]
-    command = "python " + " ".join([sys.argv[0]] + (argv if argv is not None else sys.argv[1:]))
+    table = pd.DataFrame([
+        {"renderer": "andi-datasets transform_to_video (deeptrack 1.7)", "frames/s": fps_andi,
+         "speed-up": 1.0, "signal photons/frame": signal_andi,
+         "corr. with smlmnet #2": corr(andi_video, ours2)},
+        {"renderer": "smlmnet render_expected_photons + camera", "frames/s": fps_ours,
+         "speed-up": fps_ours / fps_andi, "signal photons/frame": signal_ours,
+         "corr. with smlmnet #2": corr(ours, ours2)},
+        {"renderer": "smlmnet simulate() end to end (own trajectories + ground truth)",
+         "frames/s": fps_e2e, "speed-up": fps_e2e / fps_andi,
+         "signal photons/frame": np.nan, "corr. with smlmnet #2": np.nan},
+    ])
     exposed = int(args.exposure * O)
-    lines = [
-        "# smlmnet vs AnDi renderer: identical motion-blurred trajectories",
-        "",
-        f"Command: `{command}`",
-        "",
+    notes = [
         f"Setup: {S}x{S} px, {N} particles, {T} frames, {O} sub-steps per frame "
         f"({exposed} exposed), Brownian D = {args.D} px²/frame, background "
-        f"{args.background}, Poisson noise; CPU: {platform.processor() or platform.machine()}"
-        f", {len(__import__('os').sched_getaffinity(0))} cores.",
+        f"{args.background}, Poisson noise.",
         f"AnDi calibration (one particle at rest): particle_intensity {args.intensity:g} → "
         f"{cal['photons_per_frame']:.0f} photons per frame with {cal['exposed_substeps']} "
         f"exposed sub-steps, Gaussian-fit PSF σ = {cal['sigma_px']:.3f} px, background "
@@ -200,23 +195,16 @@ def main(argv=None):
         f"{args.intensity:g} → {nb_photons:.0f} photons per frame "
         f"({nb_photons / args.intensity:.3f} per unit), background {args.background:g} → "
         f"{nb_bg:.1f} per pixel.",
-        "",
-        "| " + " | ".join(rows[0]) + " |",
-        "|" + "---|" * len(rows[0]),
-        *("| " + " | ".join(r) + " |" for r in rows[1:]),
-        "",
         "The last column correlates each movie (background removed) with a second, "
         "independently noised smlmnet movie: equal values mean the two renderers draw the same "
         "expected image up to PSF shape (AnDi's PSF is an Airy-like pupil PSF, smlmnet's a "
         "pixel-integrated Gaussian).",
     ]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "render_vs_andi.md").write_text("\n".join(lines) + "\n")
-    with open(out / "render_vs_andi.csv", "w", newline="") as fh:
-        csv.writer(fh).writerows(rows)
-    print("\n".join(lines))
-
+    argv_used = [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]
+    md = write_report(args.out, "render_vs_andi",
+                      "smlmnet vs AnDi renderer: identical motion-blurred trajectories", table,
+                      notes, config=vars(args), argv=argv_used)
+    print(md.read_text())
 
 if __name__ == "__main__":
     main()

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from smlmnet.io.provenance import provenance
+
 warnings.filterwarnings("ignore")
 
 
@@ -51,7 +53,8 @@ def main():
                                           "state_f1"], map(float, scores)))})
     out = Path(__file__).resolve().parents[1] / "tests" / "data" / "andi2_reference.json"
     out.write_text(json.dumps({"source": "andi_datasets.utils_challenge."
-                               "error_SingleTraj_dataset", "cases": cases}, indent=1))
+                               "error_SingleTraj_dataset", "provenance": provenance(),
+                               "cases": cases}, indent=1))
     print(f"wrote {out}")
 
 

@@ -76,6 +76,11 @@ def plot_simulation_overview(result, path: str | Path, n_msd_tracks: int = 8,
     ax.set_ylabel("time-averaged MSD [µm²]")
     ax.set_title("MSD of the longest true tracks (dashed: 4Kτ^α)")
     ax.legend(fontsize=7)
+    return _save(fig, path, overwrite)
+
+
+def _save(fig, path: str | Path, overwrite: bool) -> Path:
+    """Lay out, write atomically (format from the suffix, PNG by default) and close."""
     fig.tight_layout()
     path = Path(path)
     with atomic_write_path(path, overwrite=overwrite) as tmp:
@@ -145,9 +150,4 @@ def plot_analysis_report(movie, result, path: str | Path, n_msd_tracks: int = 10
     ax.set_xlabel("log10 D [µm²/s]")
     ax.set_ylabel("tracks")
     ax.set_title("diffusion coefficients")
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_write_path(path, overwrite=overwrite) as tmp:
-        fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
-    plt.close(fig)
-    return path
+    return _save(fig, path, overwrite)

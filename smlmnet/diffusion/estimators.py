@@ -133,16 +133,30 @@ class CVE(DiffusionEstimator):
     name = "cve"
 
     def estimate_track(self, frames, xy, dt, R) -> dict:
-        runs = consecutive_displacements(frames, xy)
-        sq = np.concatenate([r**2 for r in runs]) if runs else np.zeros((0, 2))
-        prods = [r[1:] * r[:-1] for r in runs if len(r) >= 2]
-        if len(sq) == 0 or not prods:
-            return {D_COL: np.nan, SIGMA_COL: np.nan}
-        m2 = sq.mean()
-        m11 = np.concatenate(prods).mean()
-        D = m2 / (2 * dt) + m11 / dt
-        s2 = R * m2 + (2 * R - 1) * m11
-        return {D_COL: D, SIGMA_COL: np.sqrt(s2) * 1000 if s2 >= 0 else np.nan}
+        D, sigma_nm, _ = cve_estimate(consecutive_displacements(frames, xy), dt, R)
+        return {D_COL: D, SIGMA_COL: sigma_nm}
+
+
+def cve_estimate(runs: list[np.ndarray], dt: float, R: float) -> tuple[float, float, int]:
+    """The CVE formula, the one implementation of the package (per track in :class:`CVE`,
+    pooled over tracks in :func:`ensemble_cve`): from displacement runs (µm),
+    D̂ = ⟨Δ²⟩/2Δt + ⟨Δ_nΔ_{n+1}⟩/Δt and σ̂² = R⟨Δ²⟩ + (2R − 1)⟨Δ_nΔ_{n+1}⟩, the moments
+    averaged over every displacement (and consecutive pair) of every run and over x and y.
+
+    Returns:
+        ``(D [µm²/s], σ [nm], number of displacements)``; NaNs where there is no pair of
+        consecutive displacements (σ̂² < 0 gives σ = NaN).
+    """
+    sq = [r**2 for r in runs]
+    prods = [r[1:] * r[:-1] for r in runs if len(r) >= 2]
+    n = int(sum(len(q) for q in sq))
+    if n == 0 or not prods:
+        return np.nan, np.nan, n
+    m2 = np.concatenate(sq).mean()
+    m11 = np.concatenate(prods).mean()
+    D = m2 / (2 * dt) + m11 / dt
+    s2 = R * m2 + (2 * R - 1) * m11
+    return float(D), float(np.sqrt(s2) * 1000) if s2 >= 0 else np.nan, n
 
 
 def ma1_negloglik(D, s2, dt, R, spectra) -> float:
@@ -290,23 +304,11 @@ def crlb_relative_std_D(n_steps, eps=0.0, dims: int = 2, sigma_known: bool = Fal
 def ensemble_cve(tracks: pd.DataFrame, frame_time_s: float, blur_R: float = 0.0,
                  track_col: str = C.TRACK_ID) -> dict[str, float]:
     """Population D and σ from the CVE moments pooled over all tracks (each displacement and
-    each pair of consecutive displacements counts once), for a homogeneous population; with
-    the standard error of D̂ from the per-track spread."""
-    sq, prods, per_track = [], [], []
-    for _, frames, xy in _tracks(tracks, track_col):
-        runs = consecutive_displacements(frames, xy)
-        for r in runs:
-            sq.append(r**2)
-            if len(r) >= 2:
-                prods.append(r[1:] * r[:-1])
-        if runs:
-            per_track.append(len(runs))
-    if not sq or not prods:
-        return {"D [um^2/s]": np.nan, "sigma [nm]": np.nan, "n_displacements": 0}
-    m2 = np.concatenate(sq).mean()
-    m11 = np.concatenate(prods).mean()
-    D = m2 / (2 * frame_time_s) + m11 / frame_time_s
-    s2 = blur_R * m2 + (2 * blur_R - 1) * m11
-    n = int(sum(len(s) for s in sq))
-    return {"D [um^2/s]": float(D), "sigma [nm]": float(np.sqrt(s2) * 1000) if s2 >= 0 else
-            np.nan, "n_displacements": n}
+    each pair of consecutive displacements counts once), for a homogeneous population
+    (:func:`cve_estimate` on the runs of every track)."""
+    runs = [r for _, frames, xy in _tracks(tracks, track_col)
+            for r in consecutive_displacements(frames, xy)]
+    D, sigma_nm, n = cve_estimate(runs, frame_time_s, blur_R)
+    if not np.isfinite(D):
+        n = 0
+    return {"D [um^2/s]": D, "sigma [nm]": sigma_nm, "n_displacements": n}

@@ -5,6 +5,7 @@ AnDi 1-style α inference benchmark for the MSD baseline."""
 from __future__ import annotations
 
 import itertools
+import logging
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,8 @@ from smlmnet.metrics.diffusion import mae_alpha
 from smlmnet.simulate.config import SimulationConfig
 from smlmnet.simulate.movie import blur_coefficient, exposure_average
 from smlmnet.simulate.trajectories import simulate_trajectories
+
+logger = logging.getLogger(__name__)
 
 
 def _tracks_table(pos_um: np.ndarray) -> pd.DataFrame:
@@ -60,7 +63,7 @@ def run_epsilon(cfg, out_dir) -> pd.DataFrame:
              f"{se:.1f} %."]
     _plot_epsilon(table, cfg.methods, out_dir)
     write_report(out_dir, "diffusion_epsilon", "D estimators vs the Cramér–Rao bound", table,
-                 notes)
+                 notes, config=cfg)
     return table
 
 
@@ -138,7 +141,7 @@ def run_andi_alpha(cfg, out_dir) -> pd.DataFrame:
 
         sources.append("andi")
     except ImportError:
-        print("andi-datasets not installed: AnDi's official trajectories skipped")
+        logger.warning("andi-datasets not installed: AnDi's official trajectories skipped")
     est = ESTIMATORS["msd_loglog"](max_lag=cfg.max_lag)
     rows = []
     for source in sources:
@@ -165,5 +168,5 @@ def run_andi_alpha(cfg, out_dir) -> pd.DataFrame:
              "MSD baseline scored 0.34 on AnDi 1 2D task 1 (lengths uniform in 10–1000, so "
              "fewer very short tracks than here)."]
     write_report(out_dir, "andi_alpha", "AnDi 1-style α inference: the MSD baseline", table,
-                 notes)
+                 notes, config=cfg)
     return table

@@ -3,6 +3,7 @@ linkers on the same localizations), and link time on ~10⁵ localizations."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -15,6 +16,8 @@ from smlmnet.localize import SpotFitLocalizer
 from smlmnet.metrics.tracking import tracking_metrics
 from smlmnet.simulate import load_config, simulate
 
+logger = logging.getLogger(__name__)
+
 
 def _linkers(cfg):
     out = {}
@@ -26,7 +29,7 @@ def _linkers(cfg):
                                           C.Y_NM: [0.0, 0.0]}))  # import check
             out[name] = linker
         except ImportError as err:
-            print(f"skipping {name}: {err}")
+            logger.warning("skipping %s: %s", name, err)
     return out
 
 
@@ -93,7 +96,11 @@ def run(cfg, out_dir) -> pd.DataFrame:
         if len(ref):
             scaling["time / smlmnet LAP"] = scaling["time [s]"] / ref.iloc[0]
     notes = [
-        f"Movies: '{cfg.simulation.preset}' preset (blinking, so tracks have gaps), localized "
+        f"Movies: '{cfg.simulation.preset}' preset with overrides "
+        f"{list(cfg.simulation.overrides)} ({sim.config.n_frames} frames of "
+        f"{sim.config.fov.shape_px[0]}×{sim.config.fov.shape_px[1]} px, "
+        f"{sim.config.fov.pixel_size_nm:g} nm pixels, {sim.config.camera.model} camera, PSF σ "
+        f"{sim.config.psf.sigma:g} nm; blinking, so tracks have gaps), localized "
         "once with smlmnet's MLE; every linker gets the same localizations (and, as a "
         "reference, the true positions). Equivalent settings: search radius "
         f"{cfg.search_radius_nm:g} nm = trackpy search_range, laptrack cutoff = radius², "
@@ -106,5 +113,5 @@ def run(cfg, out_dir) -> pd.DataFrame:
         f"Skipped there: {', '.join(cfg.scaling.skip) or 'none'}.",
     ]
     write_report(out_dir, "linking", "Linking: smlmnet vs trackpy and laptrack", table, notes,
-                 {"Link time on ~10⁵ localizations": scaling})
+                 {"Link time on ~10⁵ localizations": scaling}, config=cfg)
     return table

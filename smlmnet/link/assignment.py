@@ -15,6 +15,29 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 
+def greedy_assignment(i: np.ndarray, j: np.ndarray, cost: np.ndarray, n_i: int,
+                      n_j: int) -> np.ndarray:
+    """Greedy one-to-one choice among candidate edges ``(i[k], j[k], cost[k])``: cheapest
+    first (ties in input order), an edge is taken when neither end is taken yet.
+
+    The one greedy matcher of the package: nearest-neighbour linking and the SMLM challenge's
+    per-frame pairing (:func:`smlmnet.metrics.localization.match_per_frame`) both use it.
+
+    Returns:
+        Indices ``k`` of the chosen edges, in the order they were taken.
+    """
+    i, j = np.asarray(i, np.int64), np.asarray(j, np.int64)
+    order = np.argsort(np.asarray(cost, float), kind="stable")
+    used_i, used_j = np.zeros(n_i, bool), np.zeros(n_j, bool)
+    take = []
+    for k in order:
+        a, b = i[k], j[k]
+        if not used_i[a] and not used_j[b]:
+            used_i[a] = used_j[b] = True
+            take.append(k)
+    return np.asarray(take, np.int64)
+
+
 def solve_sparse_assignment(i: np.ndarray, j: np.ndarray, cost: np.ndarray, n_i: int, n_j: int,
                             alternative: float, greedy: bool = False) -> tuple[np.ndarray,
                                                                                np.ndarray]:
@@ -23,7 +46,8 @@ def solve_sparse_assignment(i: np.ndarray, j: np.ndarray, cost: np.ndarray, n_i:
     Args:
         n_i, n_j: sizes of the two sets (indices are 0-based into them).
         alternative: cost of not linking a pair (edges with cost ≥ it are never taken).
-        greedy: take edges cheapest first instead of the optimal assignment.
+        greedy: take edges cheapest first (:func:`greedy_assignment`) instead of the optimal
+            assignment.
     Returns:
         ``(i_linked, j_linked)``: each element of either set appears at most once.
     """
@@ -33,14 +57,7 @@ def solve_sparse_assignment(i: np.ndarray, j: np.ndarray, cost: np.ndarray, n_i:
     if i.size == 0:
         return i, j
     if greedy:
-        order = np.argsort(cost, kind="stable")
-        used_i, used_j = np.zeros(n_i, bool), np.zeros(n_j, bool)
-        take = []
-        for k in order:
-            if not used_i[i[k]] and not used_j[j[k]]:
-                used_i[i[k]] = used_j[j[k]] = True
-                take.append(k)
-        take = np.asarray(take, np.int64)
+        take = greedy_assignment(i, j, cost, n_i, n_j)
         return i[take], j[take]
     # components of the bipartite candidate graph (nodes: i in [0, n_i), j in [n_i, n_i+n_j))
     graph = coo_matrix((np.ones(i.size), (i, j + n_i)), shape=(n_i + n_j, n_i + n_j))
