@@ -105,13 +105,13 @@ def _assumptions(args, movie, psf: float, psf_from: str, localizer, linker,
     """Every assumption behind an analysis, for summary.json and report.png."""
     import torch
 
-    from smlmnet.io.provenance import reproduce_command
+    from smlmnet.io.provenance import git_commit, reproduce_command
 
     chosen = getattr(localizer, "chosen", None) or localizer
     info = getattr(chosen, "info", None) or {}
     out = {
         "command": reproduce_command(),
-        "smlmnet_version": __version__,
+        "smlmnet_version": __version__, "commit": git_commit(),
         "pixel_size_nm": movie.pixel_size_nm,
         "frame_time_s": movie.frame_time_s,
         "exposure_time_s": movie.exposure_time_s,

@@ -152,6 +152,7 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
             "description": str(cfg.get("model_description") or ""),
             "net": net_cfg,
             "training_command": reproduce_command(),
+            "provenance": provenance(),
             "trained_on": str(cfg.get("trained_on") or "see training_command"),
             "simulation_preset": cfg.data.preset,
             "simulation_overrides": list(cfg.data.overrides),
