@@ -73,20 +73,10 @@ def _write_analysis(movie, analysis, out: Path, extra: dict | None = None) -> No
 
 def _analysis_components(args, psf_sigma_nm: float, pixel_size_nm: float):
     from smlmnet.link import LAPLinker, NearestNeighborLinker
-    from smlmnet.localize import SpotFitLocalizer
+    from smlmnet.localize.defaults import build_localizer
 
-    if args.localizer == "decode":
-        from smlmnet.localize.decode_localizer import DecodeLocalizer
-
-        localizer = DecodeLocalizer.from_pretrained(args.model)
-        trained_px = localizer.info.get("pixel_size_nm", pixel_size_nm)
-        if abs(pixel_size_nm / trained_px - 1) > 0.1:
-            print(f"warning: model {args.model!r} was trained for {trained_px:g} nm pixels, "
-                  f"the movie has {pixel_size_nm:g} nm; consider --localizer mle or a model "
-                  "trained for this pixel size", file=sys.stderr)
-    else:
-        localizer = SpotFitLocalizer(args.localizer, psf_sigma_nm=psf_sigma_nm,
-                                     threshold=args.threshold)
+    localizer = build_localizer(args.localizer, pixel_size_nm, psf_sigma_nm, args.model,
+                                args.threshold)
     link_cls = LAPLinker if args.linker == "lap" else NearestNeighborLinker
     linker = link_cls(search_radius_nm=args.search_radius_nm, max_gap_frames=args.max_gap)
     return localizer, linker
@@ -94,7 +84,7 @@ def _analysis_components(args, psf_sigma_nm: float, pixel_size_nm: float):
 
 def cmd_analyze(args) -> int:
     from smlmnet.io.atomic import atomic_output_dir, check_output_dir
-    from smlmnet.io.tiff import read_movie_tiff
+    from smlmnet.localize.defaults import default_psf_sigma_nm, load_movie
     from smlmnet.pipeline import analyze_movie
 
     movie_path = Path(args.movie)
@@ -103,14 +93,14 @@ def cmd_analyze(args) -> int:
     if out.resolve() == movie_path.resolve():
         raise ValueError("the output folder must not be the input movie")
     check_output_dir(out)
-    movie = read_movie_tiff(movie_path, args.pixel_size_nm, args.frame_time_s, lazy=True)
+    movie = load_movie(movie_path, args.pixel_size_nm, args.frame_time_s)
     if args.camera:
         movie.camera = {"model": args.camera, "baseline_adu": args.baseline_adu,
                         "e_per_adu": args.e_per_adu, "em_gain": args.em_gain, "qe": args.qe,
                         "read_noise_e": args.read_noise_e}
     if args.exposure_s is not None:
         movie.exposure_time_s = args.exposure_s
-    psf = args.psf_sigma_nm or (movie.camera or {}).get("psf_sigma_nm") or 130.0
+    psf = default_psf_sigma_nm(movie, args.psf_sigma_nm)
     localizer, linker = _analysis_components(args, psf, movie.pixel_size_nm)
     analysis = analyze_movie(movie, localizer, linker, args.min_length,
                              0.0 if args.stroboscopic else None, progress=not args.quiet)
