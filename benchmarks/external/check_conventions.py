@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from smlmnet.evaluation.transfer import load_truth
 from smlmnet.io.tiff import read_tiff_calibration
 from smlmnet.localize.defaults import build_localizer, load_movie
 from smlmnet.metrics.localization import match_per_frame
-from smlmnet.evaluation.transfer import load_truth
 
 
 def check(folder: Path, psf_sigma_nm: float) -> dict:

@@ -81,7 +81,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="/work/ext_data/andi")
     ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--frames", type=int, nargs="+", default=[60],
+                    help="frames per movie: one value for all, or one per --particles entry")
     ap.add_argument("--oversampling", type=int, default=10)
     ap.add_argument("--particles", type=int, nargs="+", default=[20, 30, 45, 60],
                     help="particles per movie (one movie each: the density varies)")
@@ -97,13 +98,16 @@ def main(argv=None):
     from andi_datasets.models_phenom import models_phenom
 
     out = Path(args.out)
-    S, O, T = args.size, args.oversampling, args.frames
+    S, O = args.size, args.oversampling
+    frames = args.frames * len(args.particles) if len(args.frames) == 1 else args.frames
+    if len(frames) != len(args.particles):
+        ap.error("give one --frames value, or one per --particles entry")
     versions = {p: version(p) for p in ("andi-datasets", "deeptrack", "numpy")}
     common = {"renderer": "andi_datasets.utils_videos.transform_to_video + "
               "utils_trajectories.motion_blur", "versions": versions,
               "truth_pixel_size_nm": PIXEL_NM, "optics": "AnDi defaults: NA 1.46, wavelength "
               "500 nm, resolution 100 nm, magnification 1 (Gaussian-fit σ ≈ 0.72 px)",
-              "size_px": S, "frames": T, "oversampling": O, "exposure_time": 1.0,
+              "size_px": S, "oversampling": O, "exposure_time": 1.0,
               "particle_intensity": [args.intensity, 20], "background_mean": args.background,
               "note": "background_mean 100 on the motion-blur path → ≈ 7700 counts/px, "
               "particle_intensity 500 → ≈ 10300 photons per frame "
@@ -125,7 +129,7 @@ def main(argv=None):
                       "particle_intensity": [5 * args.intensity, 20],
                       "render_seconds": time.perf_counter() - t0, "kind": "convention check: "
                       "immobile particles at known sub-pixel positions"})
-    for k, n in enumerate(args.particles):
+    for k, (n, T) in enumerate(zip(args.particles, frames)):
         seed = args.seed + k
         np.random.seed(seed)  # andi-datasets and deeptrack draw from numpy's global RNG
         # per sub-step coefficient: MSD over one frame = 4·D·1^α ⇒ D_step = D / O^α (α ≈ 1)
@@ -135,7 +139,7 @@ def main(argv=None):
         t0 = time.perf_counter()
         video, truth = render(trajs, S, O, args.intensity, args.background)
         write_folder(out / f"andi_p{n:03d}_s{seed}", video, truth, S,
-                     {**common, "movie": f"andi_p{n:03d}_s{seed}", "seed": seed,
+                     {**common, "movie": f"andi_p{n:03d}_s{seed}", "seed": seed, "frames": T,
                       "particles": n, "trajectories": "models_phenom().single_state(N, T*O, "
                       f"Ds=[{args.D}/O, (0.1*{args.D}/O)^2], alphas={list(args.alpha)}, "
                       f"L={S - 1})", "D_px2_per_frame": args.D,

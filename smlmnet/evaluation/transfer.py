@@ -29,13 +29,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tifffile
 from scipy import stats
 
 from smlmnet.data import contracts as C
 from smlmnet.data.contracts import Movie
 from smlmnet.evaluation.report import markdown_table, reproduce_command, write_report
-from smlmnet.localize.defaults import (DEFAULT_MODEL, DEFAULT_PSF_SIGMA_NM, build_localizer,
-                                       load_movie)
+from smlmnet.io.tiff import read_tiff_calibration
+from smlmnet.localize.defaults import (
+    DEFAULT_MODEL,
+    DEFAULT_PSF_SIGMA_NM,
+    build_localizer,
+    load_movie,
+)
 from smlmnet.metrics.localization import match_per_frame, smlm_metrics
 
 PER_MOVIE_COLUMNS = ["renderer", "movie", "localizer", "frames", "true locs", "found locs",
@@ -61,6 +67,7 @@ def _cpu_model() -> str:
 def provenance(extra: dict | None = None) -> dict:
     """Command, git commit, package versions, CPU model, cores and thread settings."""
     import scipy
+
     import smlmnet
 
     repo = Path(__file__).resolve().parents[2]
@@ -145,7 +152,8 @@ def _calibrated_psf_sigma_nm(cfg, movie: Movie) -> float | None:
     try:
         out = fn(movie)
     except Exception as err:  # noqa: BLE001 - a failing optional hook must not stop the run
-        warnings.warn(f"PSF calibration {target} failed ({err}); using the configured σ")
+        warnings.warn(f"PSF calibration {target} failed ({err}); using the configured σ",
+                      stacklevel=2)
         return None
     if isinstance(out, dict):
         out = out.get("psf_sigma_nm")
@@ -321,9 +329,6 @@ def run(cfg, out_dir) -> pd.DataFrame:
         dt = _renderer_value(cfg.get("frame_time_s"), renderer)
         # exactly `smlmnet analyze movie.tif [--pixel-size-nm PX --frame-time-s DT]`; the
         # file's own metadata wins where it has any
-        from smlmnet.io.tiff import read_tiff_calibration  # noqa: PLC0415
-        import tifffile  # noqa: PLC0415
-
         with tifffile.TiffFile(folder / "movie.tif") as tif:
             stated = read_tiff_calibration(tif)
         movie = load_movie(folder / "movie.tif",
