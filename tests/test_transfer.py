@@ -76,3 +76,26 @@ def test_parse_spec_and_interval():
     # mean 2, s = 1, t(0.975, 2) = 4.303 → half-width 4.303/√3
     assert n == 3 and m == 2.0 and hi - m == pytest.approx(4.3027 / np.sqrt(3), rel=1e-4)
     assert np.isnan(t_interval([5.0])[1])
+
+
+def test_psf_sigma_from_optional_calibration_hook(monkeypatch):
+    import sys
+    import types
+
+    from omegaconf import OmegaConf
+
+    from smlmnet.data.contracts import Movie
+    from smlmnet.evaluation.transfer import resolve_psf_sigma
+
+    movie = Movie(np.zeros((2, 8, 8), np.uint16), 100.0, 1.0)
+    cfg = OmegaConf.create({"psf": {"calibrate": True, "calibrate_function": "no_such.mod.f",
+                                    "sigma_nm": {"andi": 72.0, "default": 130.0}}})
+    assert resolve_psf_sigma(cfg, "andi", movie) == (72.0, "config")
+    assert resolve_psf_sigma(cfg, "other", movie) == (130.0, "config")
+    fake = types.ModuleType("fake_calibrate")
+    fake.calibrate_movie = lambda m: types.SimpleNamespace(psf_sigma_nm=91.5)
+    monkeypatch.setitem(sys.modules, "fake_calibrate", fake)
+    cfg.psf.calibrate_function = "fake_calibrate.calibrate_movie"
+    assert resolve_psf_sigma(cfg, "andi", movie) == (91.5, "calibrated")
+    fake.calibrate_movie = lambda m: types.SimpleNamespace(psf_sigma_nm=None)  # found none
+    assert resolve_psf_sigma(cfg, "andi", movie) == (72.0, "config")

@@ -139,7 +139,9 @@ def _renderer_value(table, renderer: str, key: str | None = None):
 # ---------------------------------------------------------------- localizers
 def _calibrated_psf_sigma_nm(cfg, movie: Movie) -> float | None:
     """σ from the optional calibration hook (``psf.calibrate_function``: a dotted path to a
-    function ``f(movie) -> σ nm`` or a dict with ``psf_sigma_nm``); None when unavailable."""
+    function ``f(movie)`` returning σ in nm, a dict with ``psf_sigma_nm`` or an object with a
+    ``psf_sigma_nm`` attribute, e.g. ``smlmnet.calibrate.calibrate_movie``); None when the hook
+    does not import, fails or finds no σ."""
     psf = cfg.get("psf", {}) or {}
     target = psf.get("calibrate_function")
     if not psf.get("calibrate", True) or not target:
@@ -157,6 +159,8 @@ def _calibrated_psf_sigma_nm(cfg, movie: Movie) -> float | None:
         return None
     if isinstance(out, dict):
         out = out.get("psf_sigma_nm")
+    elif out is not None and not isinstance(out, (int, float, np.floating)):
+        out = getattr(out, "psf_sigma_nm", None)
     return float(out) if out is not None and np.isfinite(out) and out > 0 else None
 
 
@@ -265,7 +269,8 @@ def summary_markdown(summary: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def plot_jaccard(per_movie: pd.DataFrame, path: Path) -> None:
+def plot_jaccard(per_movie: pd.DataFrame, path: Path, tolerance_nm: float = 250.0
+                 ) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -273,7 +278,7 @@ def plot_jaccard(per_movie: pd.DataFrame, path: Path) -> None:
 
     locs = list(dict.fromkeys(per_movie["localizer"]))
     movies = list(dict.fromkeys(per_movie["renderer"] + "/" + per_movie["movie"]))
-    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(movies) + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(movies) + 3.5), 4.5))
     width = 0.8 / max(len(locs), 1)
     key = per_movie["renderer"] + "/" + per_movie["movie"]
     for k, loc in enumerate(locs):
@@ -286,8 +291,8 @@ def plot_jaccard(per_movie: pd.DataFrame, path: Path) -> None:
     ax.set_xticks(np.arange(len(movies)), movies, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("Jaccard [%]")
     ax.set_ylim(0, 100)
-    ax.set_title("Transfer: Jaccard per movie (SMLM 2016, 250 nm)")
-    ax.legend(fontsize=8)
+    ax.set_title(f"Transfer: Jaccard per movie (SMLM 2016, {tolerance_nm:g} nm)")
+    ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -370,7 +375,7 @@ def run(cfg, out_dir) -> pd.DataFrame:
                        "localizers": specs})
     (out_dir / "provenance.json").write_text(json.dumps(prov, indent=2))
     summary.to_csv(out_dir / "transfer_summary.csv", index=False)
-    plot_jaccard(per_movie, out_dir / "transfer_jaccard.png")
+    plot_jaccard(per_movie, out_dir / "transfer_jaccard.png", tol)
     notes = [
         f"Commit {prov['commit']}; CPU {prov['cpu']}, {prov['cpu_cores']} cores; torch threads "
         f"{prov['torch_threads']} (config torch_threads: {threads}); versions "
