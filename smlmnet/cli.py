@@ -84,20 +84,17 @@ def default_torch_threads() -> int:
     return 1 if cores <= 2 else min(8, cores - 1)
 
 
-def _analysis_components(args, psf_sigma_nm: float, movie, calibration: dict | None = None):
-    """The guarded localizer (see :mod:`smlmnet.guard`) and the linker of `analyze`/`demo`."""
-    import torch
-
-    from smlmnet.guard import select_localizer
+def _linker(args):
     from smlmnet.link import LAPLinker, NearestNeighborLinker
 
-    torch.set_num_threads(args.threads or default_torch_threads())
-    localizer = select_localizer(args.localizer, movie, psf_sigma_nm, model=args.model,
-                                 threshold=args.threshold, calibration=calibration,
-                                 force=args.force_model)
     link_cls = LAPLinker if args.linker == "lap" else NearestNeighborLinker
-    linker = link_cls(search_radius_nm=args.search_radius_nm, max_gap_frames=args.max_gap)
-    return localizer, linker
+    return link_cls(search_radius_nm=args.search_radius_nm, max_gap_frames=args.max_gap)
+
+
+def _set_threads(args) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads or default_torch_threads())
 
 
 def _assumptions(args, movie, psf: float, psf_from: str, localizer, linker,
@@ -195,29 +192,22 @@ def cmd_analyze(args) -> int:
         warnings.warn("the exposure time is unknown (not in the TIFF metadata): assuming no "
                       "motion blur (R = 0); pass --exposure-s S, or --stroboscopic to silence "
                       "this", stacklevel=2)
+    from smlmnet.guard import prepare_localizer
     from smlmnet.io.tiff import tiff_psf_sigma_nm
 
+    _set_threads(args)
+
     tiff_psf = None if args.psf_sigma_nm else tiff_psf_sigma_nm(movie_path)
-    calibration = None
-    if args.psf_sigma_nm:
-        psf, psf_from = args.psf_sigma_nm, "--psf-sigma-nm"
-    elif tiff_psf is not None:
-        psf, psf_from = tiff_psf, "the TIFF metadata"
-    else:
-        psf, psf_from = 130.0, ("the default (not in the TIFF metadata; measure it with "
-                                "`smlmnet calibrate` and pass --psf-sigma-nm)")
-    if args.calibrate == "always" or (args.calibrate == "auto" and (
-            tiff_psf is None and not args.psf_sigma_nm or movie.camera.get("model") == "poisson")
-            and args.localizer != "centroid"):
-        calibration = _self_calibration(movie, args, psf)
-        if calibration and calibration.get("psf_sigma_nm") and not (
-                args.psf_sigma_nm or tiff_psf):
-            psf = float(calibration["psf_sigma_nm"])
-            psf_from = (f"the movie itself (smlmnet.calibrate: {calibration['n_psf_molecules']}"
-                        " molecules)")
+    localizer, chosen = prepare_localizer(
+        movie, args.localizer, model=args.model, psf_sigma_nm=args.psf_sigma_nm or tiff_psf,
+        psf_sigma_source="--psf-sigma-nm" if args.psf_sigma_nm else "the TIFF metadata",
+        calibrate=args.calibrate, camera=args.camera, threshold=args.threshold,
+        force=args.force_model)
+    psf, psf_from, calibration = (chosen["psf_sigma_nm"], chosen["psf_sigma_source"],
+                                  chosen["calibration"])
     if not args.quiet:
         print(f"PSF sigma {psf:.4g} nm from {psf_from}")
-    localizer, linker = _analysis_components(args, psf, movie, calibration)
+    linker = _linker(args)
     analysis = analyze_movie(movie, localizer, linker, args.min_length,
                              0.0 if args.stroboscopic else None, progress=not args.quiet)
     assumptions = _assumptions(args, movie, psf, psf_from, localizer, linker, calibration)
@@ -235,21 +225,6 @@ def cmd_analyze(args) -> int:
           "tracks_trackpy.csv diffusion.csv report.png summary.json"
           + (" calibration.json" if calibration else ""))
     return 0
-
-
-def _self_calibration(movie, args, psf: float) -> dict | None:
-    """Calibrate the movie from itself (PSF σ, density, clipping flags) for the domain
-    guard; a failure is a warning, never an abort."""
-    from smlmnet.calibrate import calibrate_movie
-
-    try:
-        cal = calibrate_movie(movie, camera=args.camera, psf_sigma_nm_hint=psf,
-                              max_frames=200, max_frames_spots=100)
-    except Exception as err:  # the analysis does not depend on it
-        warnings.warn(f"self-calibration failed ({err}); the domain guard runs without it "
-                      "(--calibrate never skips it)", stacklevel=2)
-        return None
-    return cal.to_dict()
 
 
 def cmd_calibrate(args) -> int:
@@ -285,7 +260,15 @@ def cmd_demo(args) -> int:
     print(f"smlmnet {__version__} demo: simulating the 'demo' preset (Brownian, fBM, confined, "
           "directed, anisotropic and switching particles)")
     sim = _simulate_and_save(cfg, out / "simulation", figure=True, progress=not args.quiet)
-    localizer, linker = _analysis_components(args, cfg.psf.sigma, sim.movie)
+    from smlmnet.guard import prepare_localizer
+
+    _set_threads(args)
+    localizer, _ = prepare_localizer(sim.movie, args.localizer, model=args.model,
+                                     psf_sigma_nm=cfg.psf.sigma,
+                                     psf_sigma_source="the simulation config",
+                                     calibrate="never", threshold=args.threshold,
+                                     force=args.force_model)
+    linker = _linker(args)
     analysis = analyze_movie(sim.movie, localizer, linker, progress=not args.quiet)
     scores = score_analysis(sim, analysis)
     _write_analysis(sim.movie, analysis, out / "analysis", {"scores": scores})

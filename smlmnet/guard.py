@@ -246,3 +246,57 @@ def select_localizer(request: str, movie: Movie, psf_sigma_nm: float, *,
         raise ValueError(f"unknown localizer {request!r}: use auto, decode, mle or centroid")
     learned = [load(n, batch_frames=batch_frames) for n in names]
     return GuardedLocalizer([*learned, classical], facts, force=force)
+
+
+#: PSF σ of the classical fit when neither the user, the file nor a calibration gives one
+DEFAULT_PSF_SIGMA_NM = 130.0
+
+
+def prepare_localizer(movie: Movie, request: str = "auto", *, model: str | None = None,
+                      psf_sigma_nm: float | None = None, psf_sigma_source: str | None = None,
+                      calibrate: str = "auto", camera: str | None = None,
+                      threshold: float = 5.0, force: bool = False
+                      ) -> tuple[GuardedLocalizer, dict]:
+    """Everything ``smlmnet analyze`` decides before localizing, as one function (benchmarks
+    call it so that they measure exactly what a user gets).
+
+    PSF σ: ``psf_sigma_nm`` (from ``--psf-sigma-nm`` or the TIFF metadata, say which in
+    ``psf_sigma_source``), else the movie's own calibration, else 130 nm. ``calibrate``:
+    ``auto`` calibrates the movie from itself (:mod:`smlmnet.calibrate`) when the PSF σ or the
+    camera is unknown, ``always`` or ``never``. Returns the guarded localizer and a dict with
+    ``psf_sigma_nm``, ``psf_sigma_source`` and ``calibration`` (a strict-JSON dict or None).
+    """
+    calibration = None
+    camera_unknown = (movie.camera or {}).get("model") in (None, "poisson")
+    wanted = calibrate == "always" or (calibrate == "auto" and request != "centroid" and (
+        psf_sigma_nm is None or camera_unknown))
+    if wanted:
+        calibration = self_calibration(movie, camera, psf_sigma_nm or DEFAULT_PSF_SIGMA_NM)
+    if psf_sigma_nm is not None:
+        sigma, source = float(psf_sigma_nm), psf_sigma_source or "given"
+    elif calibration and calibration.get("psf_sigma_nm"):
+        sigma = float(calibration["psf_sigma_nm"])
+        source = (f"the movie itself (smlmnet.calibrate, {calibration.get('n_psf_molecules')} "
+                  "molecules)")
+    else:
+        sigma, source = DEFAULT_PSF_SIGMA_NM, ("the default (measure it with `smlmnet "
+                                                "calibrate` and pass --psf-sigma-nm)")
+    loc = select_localizer(request, movie, sigma, model=model, threshold=threshold,
+                           calibration=calibration, force=force)
+    return loc, {"psf_sigma_nm": sigma, "psf_sigma_source": source,
+                 "calibration": calibration}
+
+
+def self_calibration(movie: Movie, camera: str | None, psf_hint_nm: float) -> dict | None:
+    """The movie's calibration (PSF σ, density, clipping flags) for the guard; a failure is a
+    warning, never an abort."""
+    from smlmnet.calibrate import calibrate_movie
+
+    try:
+        cal = calibrate_movie(movie, camera=camera, psf_sigma_nm_hint=psf_hint_nm,
+                              max_frames=200, max_frames_spots=100)
+    except Exception as err:  # the analysis does not depend on it
+        warnings.warn(f"self-calibration failed ({err}); the domain guard runs without it "
+                      "(--calibrate never skips it)", stacklevel=2)
+        return None
+    return cal.to_dict()

@@ -9,14 +9,15 @@ from omegaconf import DictConfig
 
 def run_benchmark(cfg: DictConfig, out_dir: str | Path):
     """Run ``cfg.benchmark`` (its ``kind`` picks the runner) and write its report."""
-    from smlmnet.evaluation import diffusion, linking, localization
+    from smlmnet.evaluation import diffusion, linking, localization, transfer
 
     runners = {"localization_crlb": localization.run_crlb,
                "localization": localization.run_movie,
                "decode": localization.run_decode,
                "linking": linking.run,
                "diffusion_epsilon": diffusion.run_epsilon,
-               "andi_alpha": diffusion.run_andi_alpha}
+               "andi_alpha": diffusion.run_andi_alpha,
+               "transfer": transfer.run}
     kind = cfg.benchmark.kind
     if kind not in runners:
         raise ValueError(f"unknown benchmark kind {kind!r}; choose from {sorted(runners)}")

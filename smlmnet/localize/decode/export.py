@@ -132,7 +132,7 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
     """After ``train.py``: load the best validation checkpoint, tune thresholds and the
     uncertainty scale on the validation windows, report on independent test windows, and
     write a model folder (``export_pretrained=DIR``)."""
-    from smlmnet.io.provenance import reproduce_command
+    from smlmnet.io.provenance import provenance, reproduce_command
     from smlmnet.models.registry import write_model_folder
 
     net = module.net
