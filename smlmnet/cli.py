@@ -67,7 +67,8 @@ def _write_analysis(movie, analysis, out: Path, extra: dict | None = None) -> No
     write_csv(analysis.tracks, out / "tracks.csv")
     write_csv(to_trackpy(analysis.tracks, movie.pixel_size_nm), out / "tracks_trackpy.csv")
     write_csv(analysis.diffusion, out / "diffusion.csv")
-    plot_analysis_report(movie, analysis, out / "report.png")
+    plot_analysis_report(movie, analysis, out / "report.png",
+                         assumptions=(extra or {}).get("assumptions"))
     write_json(out / "summary.json", {**analysis.summary, **(extra or {})})
 
 

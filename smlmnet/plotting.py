@@ -79,9 +79,10 @@ def plot_simulation_overview(result, path: str | Path, n_msd_tracks: int = 8,
     return _save(fig, path, overwrite)
 
 
-def _save(fig, path: str | Path, overwrite: bool) -> Path:
-    """Lay out, write atomically (format from the suffix, PNG by default) and close."""
-    fig.tight_layout()
+def _save(fig, path: str | Path, overwrite: bool, bottom: float = 0.0) -> Path:
+    """Lay out (leaving ``bottom`` of the height free for a footer), write atomically (format
+    from the suffix, PNG by default) and close."""
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     path = Path(path)
     with atomic_write_path(path, overwrite=overwrite) as tmp:
         fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
@@ -97,10 +98,34 @@ def _mean_image(frames, max_frames: int = 500, batch: int = 100) -> np.ndarray:
     return total / max(n, 1)
 
 
+def _assumption_lines(assumptions: dict) -> str:
+    """Two lines of the assumptions behind an analysis, for the report's footer."""
+    cam = assumptions.get("camera") or {}
+    cam_txt = cam.get("model", "?") + ("" if cam.get("model") in (None, "poisson") else
+                                       f" (baseline {cam.get('baseline_adu')} ADU, "
+                                       f"{cam.get('e_per_adu')} e⁻/ADU, gain "
+                                       f"{cam.get('em_gain')}, QE {cam.get('qe')})")
+    fallback = [d["localizer"] for d in assumptions.get("localizer_decision", [])
+                if not d.get("used")]
+    exposure = assumptions.get("exposure_time_s")
+    return (f"pixel {assumptions.get('pixel_size_nm'):g} nm · frame "
+            f"{assumptions.get('frame_time_s'):g} s · exposure "
+            f"{'unknown' if exposure is None else f'{exposure:g} s'} · camera {cam_txt} · "
+            f"PSF σ {assumptions.get('psf_sigma_nm', float('nan')):.0f} nm "
+            f"({str(assumptions.get('psf_sigma_source', '?'))[:40]})\n"
+            f"localizer {assumptions.get('localizer')}"
+            + (f" (not used: {', '.join(fallback)})" if fallback else "")
+            + f" · linker {assumptions.get('linker')} {assumptions.get('search_radius_nm'):g} nm,"
+            f" gaps {assumptions.get('max_gap_frames')} · smlmnet "
+            f"{assumptions.get('smlmnet_version')} {str(assumptions.get('commit', ''))[:8]}")
+
+
 def plot_analysis_report(movie, result, path: str | Path, n_msd_tracks: int = 10,
-                         max_lag: int = 10, overwrite: bool = False) -> Path:
+                         max_lag: int = 10, overwrite: bool = False,
+                         assumptions: dict | None = None) -> Path:
     """Save a 3-panel PNG: tracks over the mean image coloured by D (MLE), MSD curves of the
-    longest tracks with 4Dτ + offset from the MLE, and histograms of log10 D."""
+    longest tracks with 4Dτ + offset from the MLE, and histograms of log10 D; a footer states
+    the ``assumptions`` (pixel size, timing, camera, PSF, localizer, linker) when given."""
     a = movie.pixel_size_nm
     H, W = movie.frames.shape[1:]
     fig, axes = plt.subplots(1, 3, figsize=(16, 5.2))
@@ -150,4 +175,7 @@ def plot_analysis_report(movie, result, path: str | Path, n_msd_tracks: int = 10
     ax.set_xlabel("log10 D [µm²/s]")
     ax.set_ylabel("tracks")
     ax.set_title("diffusion coefficients")
-    return _save(fig, path, overwrite)
+    if assumptions:
+        fig.text(0.01, 0.01, _assumption_lines(assumptions), fontsize=8, va="bottom",
+                 family="monospace")
+    return _save(fig, path, overwrite, bottom=0.09 if assumptions else 0.0)

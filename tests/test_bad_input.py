@@ -263,10 +263,14 @@ def test_analyze_outputs_readable_by_the_group_and_strict_json(tmp_path, umask_0
     out = tmp_path / "out"
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
     files = list(out.iterdir())
-    assert len(files) == 6
+    # the movie has no camera and no PSF σ: analyze calibrates it from itself for the guard
+    assert sorted(f.name for f in files) == [
+        "calibration.json", "diffusion.csv", "localizations.csv", "report.png", "summary.json",
+        "tracks.csv", "tracks_trackpy.csv"]
     for f in files:
         assert stat.S_IMODE(f.stat().st_mode) == 0o644, f.name
     strict_json((out / "summary.json").read_text())
+    strict_json((out / "calibration.json").read_text())
 
 
 def test_simulate_outputs_readable_by_the_group(tmp_path, umask_022):

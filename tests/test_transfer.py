@@ -69,7 +69,8 @@ def test_transfer_runner_scores_easy_movies(data_root, tmp_path):
 def test_parse_spec_and_interval():
     assert parse_spec("mle") == ("mle", {})
     assert parse_spec("mle:default") == ("mle", {"psf_sigma_nm": 130.0})
-    assert parse_spec("decode") == ("decode", {"model": "decode_sptpalm"})
+    assert parse_spec("decode") == ("decode", {"model": "decode_generalist"})
+    assert parse_spec("auto") == ("auto", {})
     assert parse_spec("decode:decode_generalist") == ("decode", {"model": "decode_generalist"})
     assert parse_spec("decode_generalist") == ("decode", {"model": "decode_generalist"})
     m, lo, hi, n = t_interval([1.0, 2.0, 3.0])
