@@ -4,8 +4,16 @@ Pipeline: trajectories on a sub-step grid → photophysics per frame → every s
 the exposure is rendered with its share of the frame's photons through the pixelated Gaussian
 PSF (so motion blur has the right shape, not only the right centroid) → background → camera.
 Random numbers come from independent streams spawned from ``cfg.seed`` (trajectories,
-photophysics, background, camera), so the same seed gives the same bytes, and changing the
-camera leaves the trajectories untouched.
+photophysics, background, camera shot noise, EM gain, read noise), so the same seed gives the
+same bytes, and changing the camera leaves the trajectories untouched.
+
+The movie is simulated frame chunk by frame chunk (:class:`ChunkedSimulation`); the chunking
+does not change a single number, so :func:`simulate` (one chunk, in memory) and
+:func:`smlmnet.simulate.dataset.simulate_to_folder` (bounded memory) give the same bytes. For that
+the EM-gain and read-noise draws have their own streams (in smlmnet <= 0.1.0 they followed all
+shot-noise draws of the movie on the camera stream): sCMOS and EMCCD movies differ
+from earlier versions for the same seed; ideal (``poisson``) cameras, trajectories,
+photophysics, background and all ground-truth tables are unchanged.
 """
 
 from __future__ import annotations
