@@ -16,6 +16,8 @@ from pathlib import Path
 
 from smlmnet import __version__
 
+PREVIEW_FRAMES = 1000  # overview.png of `smlmnet simulate` draws the tracks of these frames
+
 
 def _simulate_and_save(cfg, out: Path, figure: bool, progress: bool) -> dict:
     from smlmnet.io.atomic import check_output_dir
@@ -55,7 +57,8 @@ def cmd_simulate(args) -> int:
     check_output_dir(out)  # fail before the work, not after
     t0 = time.perf_counter()
     # chunk by chunk: memory stays bounded whatever n_frames (same bytes as the in-memory path)
-    ds = simulate_to_folder(cfg, out, chunk_frames=args.chunk_frames, progress=not args.quiet)
+    ds = simulate_to_folder(cfg, out, chunk_frames=args.chunk_frames, progress=not args.quiet,
+                            preview_frames=PREVIEW_FRAMES)
     elapsed = time.perf_counter() - t0
     figure = not args.no_figure
     if figure:
@@ -73,8 +76,8 @@ def cmd_simulate(args) -> int:
     if meta["n_saturated_pixels"]:
         print(f"warning: {meta['n_saturated_pixels']} pixels saturated the "
               f"{cfg.camera.bit_depth}-bit camera", file=sys.stderr)
-    preview_note = (f" (tracks of the first {ds.preview.emitters['frame'].max() + 1} frames)"
-                    if figure and T > 1000 and len(ds.preview.emitters) else "")
+    preview_note = f" (tracks of the first {PREVIEW_FRAMES} frames)" if (
+        figure and T > PREVIEW_FRAMES) else ""
     print(f"wrote {out}/: movie.tif emitters.csv tracks.csv config.yaml metadata.json"
           + (" overview.png" + preview_note if figure else ""))
     return 0
