@@ -131,7 +131,10 @@ class ChunkedSimulation:
     the concatenated chunks are bit for bit the whole-movie simulation (:func:`simulate` is
     this class with one chunk). Per-particle time series are regenerated per chunk from saved
     generator states (:mod:`smlmnet.simulate.streams`), so memory is a few chunks of frames and
-    sub-step positions plus O(particles × chunks) bytes of generator states.
+    sub-step positions plus O(particles × chunks) bytes of generator states. Exception: an fBM
+    series (α ≠ 1, circulant embedding) is drawn whole, so with several chunks fBM particles
+    are generated one at a time (memory ~10 × 16 B × n_frames × substeps for that particle)
+    and their increments wait in a temporary file (16 B × n_frames × substeps each).
 
     Use: ``sim = ChunkedSimulation(cfg, chunk_frames)``; ``for c in range(sim.n_chunks):
     frames, emitters, traj = sim.chunk(c)``; then :meth:`visible_tracks`, :meth:`metadata`.
