@@ -18,6 +18,8 @@ from pathlib import Path
 
 from smlmnet import __version__
 
+PREVIEW_FRAMES = 1000  # overview.png of `smlmnet simulate` draws the tracks of these frames
+
 
 def _simulate_and_save(cfg, out: Path, figure: bool, progress: bool) -> dict:
     from smlmnet.io.atomic import check_output_dir
@@ -48,12 +50,38 @@ def _simulate_and_save(cfg, out: Path, figure: bool, progress: bool) -> dict:
 
 
 def cmd_simulate(args) -> int:
-    from smlmnet.simulate import load_config
+    from smlmnet.io.atomic import check_output_dir
+    from smlmnet.simulate import load_config, simulate_to_folder
 
     source = args.config if args.config else args.preset
     cfg = load_config(source, args.overrides)
-    _simulate_and_save(cfg, Path(args.output), figure=not args.no_figure,
-                       progress=not args.quiet)
+    out = Path(args.output)
+    check_output_dir(out)  # fail before the work, not after
+    t0 = time.perf_counter()
+    # chunk by chunk: memory stays bounded whatever n_frames (same bytes as the in-memory path)
+    ds = simulate_to_folder(cfg, out, chunk_frames=args.chunk_frames, progress=not args.quiet,
+                            preview_frames=PREVIEW_FRAMES)
+    elapsed = time.perf_counter() - t0
+    figure = not args.no_figure
+    if figure:
+        from smlmnet.plotting import plot_simulation_overview
+
+        plot_simulation_overview(ds.preview, out / "overview.png")
+    T, H, W = ds.shape
+    meta = ds.metadata
+    print(f"simulated and wrote {T} frames of {H}x{W} px in {elapsed:.2f} s "
+          f"({T / max(elapsed, 1e-9):.0f} frames/s): {meta['n_tracks_visible']} "
+          f"tracks, {ds.n_emitter_frames_on} emitter-frames on")
+    print(f"pixel {cfg.fov.pixel_size_nm:g} nm, frame {cfg.frame_time_s:g} s, "
+          f"PSF sigma {meta['psf_sigma_nm']:.0f} nm, blur coefficient "
+          f"R = {meta['blur_coefficient_R']:.3f}, camera {cfg.camera.model}")
+    if meta["n_saturated_pixels"]:
+        print(f"warning: {meta['n_saturated_pixels']} pixels saturated the "
+              f"{cfg.camera.bit_depth}-bit camera", file=sys.stderr)
+    preview_note = f" (tracks of the first {PREVIEW_FRAMES} frames)" if (
+        figure and T > PREVIEW_FRAMES) else ""
+    print(f"wrote {out}/: movie.tif emitters.csv tracks.csv config.yaml metadata.json"
+          + (" overview.png" + preview_note if figure else ""))
     return 0
 
 
@@ -350,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="a config.yaml (e.g. from a dataset) instead of a preset")
     p.add_argument("--no-figure", action="store_true", help="skip overview.png")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--chunk-frames", type=int, default=None,
+                   help="frames simulated and written at a time (bounds the memory; default "
+                   "~2 million pixels per chunk, e.g. 128 frames of 128x128)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("demo", help="simulate a small movie and plot it (the quick start)")

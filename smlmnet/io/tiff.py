@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import warnings
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,23 @@ import tifffile
 from smlmnet.data.contracts import Movie
 from smlmnet.io.atomic import atomic_write_path
 from smlmnet.io.jsonio import dumps_strict
+
+
+def _imagej_kwargs(pixel_size_nm: float, frame_time_s: float, info: dict) -> dict:
+    px_um = pixel_size_nm / 1000.0
+    return dict(imagej=True, resolution=(1.0 / px_um, 1.0 / px_um),
+                metadata={"axes": "TYX", "unit": "um", "finterval": frame_time_s,
+                          "spacing": 1.0, "smlmnet": dumps_strict(info)})
+
+
+def _smlmnet_info(pixel_size_nm, frame_time_s, exposure_time_s, camera, extra,
+                  psf_sigma_nm) -> dict:
+    """The ``smlmnet`` JSON of a movie TIFF (PSF σ from ``extra["metadata"]`` if not given)."""
+    if psf_sigma_nm is None:
+        psf_sigma_nm = ((extra or {}).get("metadata") or {}).get("psf_sigma_nm")
+    return {"pixel_size_nm": pixel_size_nm, "frame_time_s": frame_time_s,
+            "exposure_time_s": exposure_time_s, "camera": camera or {},
+            "psf_sigma_nm": psf_sigma_nm, **(extra or {})}
 
 
 def write_movie_tiff(path: str | Path, movie: Movie, extra: dict | None = None,
@@ -23,21 +42,80 @@ def write_movie_tiff(path: str | Path, movie: Movie, extra: dict | None = None,
     ``extra`` are kept as JSON in the ImageJ metadata (key ``smlmnet``) so
     :func:`read_movie_tiff` and :func:`read_tiff_calibration` restore them.
     """
-    if psf_sigma_nm is None:
-        psf_sigma_nm = ((extra or {}).get("metadata") or {}).get("psf_sigma_nm")
     frames = np.asarray(movie.frames)
     if frames.dtype not in (np.uint8, np.uint16, np.float32):
         frames = frames.astype(np.float32)
-    px_um = movie.pixel_size_nm / 1000.0
-    info = {"pixel_size_nm": movie.pixel_size_nm, "frame_time_s": movie.frame_time_s,
-            "exposure_time_s": movie.exposure_time_s, "camera": movie.camera,
-            "psf_sigma_nm": psf_sigma_nm, **(extra or {})}
+    info = _smlmnet_info(movie.pixel_size_nm, movie.frame_time_s, movie.exposure_time_s,
+                         movie.camera, extra, psf_sigma_nm)
     with atomic_write_path(path, overwrite=overwrite) as tmp:
-        tifffile.imwrite(
-            tmp, frames, imagej=True, resolution=(1.0 / px_um, 1.0 / px_um),
-            metadata={"axes": "TYX", "unit": "um", "finterval": movie.frame_time_s,
-                      "spacing": 1.0, "smlmnet": dumps_strict(info)},
-        )
+        tifffile.imwrite(tmp, frames, **_imagej_kwargs(movie.pixel_size_nm,
+                                                       movie.frame_time_s, info))
+    return Path(path)
+
+
+def write_movie_tiff_chunks(path: str | Path, chunks: Iterable[np.ndarray],
+                            shape: tuple[int, int, int], pixel_size_nm: float,
+                            frame_time_s: float, exposure_time_s: float | None = None,
+                            camera: dict | None = None, extra: dict | None = None,
+                            final_extra: Callable[[], dict] | None = None,
+                            overwrite: bool = False,
+                            psf_sigma_nm: float | None = None) -> Path:
+    """Write a movie given as an iterator of frame chunks, holding one chunk at a time.
+
+    The file is the ImageJ hyperstack of :func:`write_movie_tiff` (same frames, calibration
+    and ``smlmnet`` metadata; :func:`read_movie_tiff` reads it back, lazily too). Args:
+        chunks: arrays ``(k, H, W)`` (or single frames ``(H, W)``) of one dtype (uint8, uint16
+            or float32), ``shape[0]`` frames in all.
+        shape: ``(T, H, W)`` of the whole movie.
+        final_extra: called after the last chunk; its items update ``extra`` in the metadata
+            (values known only at the end, e.g. saturated pixels). The ImageJ description is
+            then rewritten in place (moved to the end of the file when it grew).
+    """
+    T, H, W = (int(v) for v in shape)
+    first = {"dtype": None}
+    written = {"n": 0}
+
+    def pages() -> Iterator[np.ndarray]:
+        for chunk in chunks:
+            chunk = np.asarray(chunk)
+            chunk = chunk[None] if chunk.ndim == 2 else chunk
+            if chunk.shape[1:] != (H, W) or (first["dtype"] not in (None, chunk.dtype)):
+                raise ValueError(f"chunk of shape {chunk.shape} and dtype {chunk.dtype} does "
+                                 f"not continue a ({T}, {H}, {W}) {first['dtype']} movie")
+            for frame in chunk:
+                written["n"] += 1
+                if written["n"] > T:
+                    raise ValueError(f"more than the {T} frames announced")
+                yield frame
+
+    # the dtype must be known before tifffile writes the header: peek at the first chunk
+    chunks = iter(chunks)
+    head = next(chunks, None)
+    if head is None:
+        raise ValueError("no frames to write")
+    head = np.asarray(head)
+    if head.dtype not in (np.uint8, np.uint16, np.float32):
+        raise ValueError(f"frames must be uint8, uint16 or float32, got {head.dtype}")
+    first["dtype"] = head.dtype
+    chunks = itertools.chain([head], chunks)
+    info = _smlmnet_info(pixel_size_nm, frame_time_s, exposure_time_s, camera, extra,
+                         psf_sigma_nm)
+    kwargs = _imagej_kwargs(pixel_size_nm, frame_time_s, info)
+    with atomic_write_path(path, overwrite=overwrite) as tmp:
+        with tifffile.TiffWriter(tmp, imagej=True) as tw:
+            tw.write(pages(), shape=(T, H, W), dtype=head.dtype,
+                     resolution=kwargs["resolution"], metadata=kwargs["metadata"])
+        if written["n"] != T:
+            raise ValueError(f"got {written['n']} frames, announced {T}")
+        if final_extra is not None:
+            final = {**info, **final_extra()}
+            if final != info:
+                old_line = "smlmnet=" + dumps_strict(info)
+                with tifffile.TiffFile(tmp, mode="r+b") as tif:
+                    tag = tif.pages[0].tags["ImageDescription"]
+                    if old_line not in tag.value:  # pragma: no cover - tifffile changed format
+                        raise RuntimeError("cannot find the smlmnet metadata to update")
+                    tag.overwrite(tag.value.replace(old_line, "smlmnet=" + dumps_strict(final)))
     return Path(path)
 
 

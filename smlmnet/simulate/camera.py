@@ -15,12 +15,22 @@ from smlmnet.simulate.config import CameraConfig
 
 
 def camera_adu(rng: np.random.Generator, expected_photons: np.ndarray,
-               cam: CameraConfig) -> tuple[np.ndarray, int]:
+               cam: CameraConfig, rng_gain: np.random.Generator | None = None,
+               rng_read: np.random.Generator | None = None) -> tuple[np.ndarray, int]:
     """Digitize an image of expected photons per pixel.
 
+    Args:
+        rng: photon/electron shot noise (Poisson). rng_gain: EM-gain register (gamma);
+            rng_read: read noise (normal); both default to ``rng``. The simulator passes three
+            independent streams: each of these draws is element after element in C order, so
+            digitizing a movie chunk of frames after chunk gives the same numbers as digitizing
+            it whole (with one stream, all Poisson draws precede all gamma draws, and a chunk
+            could not be finished before the whole movie had been drawn).
     Returns:
         ``(frames_uint16, n_saturated)``: the ADU image and the number of clipped pixels.
     """
+    rng_gain = rng if rng_gain is None else rng_gain
+    rng_read = rng if rng_read is None else rng_read
     lam = np.asarray(expected_photons, float)
     if cam.model == "poisson":
         adu = rng.poisson(lam).astype(float)
@@ -29,10 +39,10 @@ def camera_adu(rng: np.random.Generator, expected_photons: np.ndarray,
         if cam.model == "emccd":
             amplified = np.zeros_like(electrons)
             nz = electrons > 0
-            amplified[nz] = rng.gamma(electrons[nz], cam.em_gain)
+            amplified[nz] = rng_gain.gamma(electrons[nz], cam.em_gain)
             electrons = amplified
         if cam.read_noise_e > 0:
-            electrons += rng.normal(0.0, cam.read_noise_e, size=electrons.shape)
+            electrons += rng_read.normal(0.0, cam.read_noise_e, size=electrons.shape)
         adu = np.rint(electrons / cam.e_per_adu) + cam.baseline_adu
     max_adu = 2**cam.bit_depth - 1
     n_saturated = int(np.count_nonzero(adu > max_adu))

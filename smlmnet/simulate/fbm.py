@@ -29,8 +29,11 @@ def fgn_autocovariance(alpha: np.ndarray, n_lags: int) -> np.ndarray:
     return 0.5 * (np.abs(k + 1) ** a - 2 * np.abs(k) ** a + np.abs(k - 1) ** a)
 
 
+FGN_BLOCK = 256  # particles per circulant-embedding batch (fixes the order of the draws)
+
+
 def fgn_2d(rng: np.random.Generator, alpha: np.ndarray, n_steps: int,
-           chunk: int = 256) -> np.ndarray:
+           chunk: int = FGN_BLOCK) -> np.ndarray:
     """Two-dimensional unit fGn: ``(N, n_steps, 2)`` with Var = 1 per component and step.
 
     Each particle may have its own α. Multiply by ``sqrt(2 K Δt^α)`` to get the increments of
@@ -58,3 +61,16 @@ def fgn_2d(rng: np.random.Generator, alpha: np.ndarray, n_steps: int,
         out[sel, :, 0] = y.real
         out[sel, :, 1] = y.imag
     return out
+
+
+def fgn_row(alpha: float, n_steps: int, z_real: np.ndarray, z_imag: np.ndarray) -> np.ndarray:
+    """One particle's complex fGn series ``(n_steps,)`` (x = real, y = imaginary part) from its
+    ``2·max(n_steps, 2)`` standard normals: the row :func:`fgn_2d` computes for that particle
+    from the same numbers (used to generate long movies one particle at a time)."""
+    m = max(n_steps, 2)
+    size = 2 * m
+    gamma = fgn_autocovariance(np.array([alpha], float), m + 1)
+    row = np.concatenate([gamma, gamma[:, m - 1:0:-1]], axis=1)
+    eig = np.clip(scipy.fft.fft(row, axis=1).real, 0.0, None)
+    z = z_real[None, :] + 1j * z_imag[None, :]
+    return scipy.fft.fft(np.sqrt(eig / size) * z, axis=1)[0, :n_steps]
