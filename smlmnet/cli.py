@@ -363,6 +363,18 @@ def cmd_recalibrate(args) -> int:
     return 0
 
 
+def cmd_train_localizer(args) -> int:
+    from smlmnet.localize.decode.finetune import train_like
+
+    out = train_like(args.like, args.output, base_model=args.base_model, steps=args.steps,
+                     batch_size=args.batch_size, num_workers=args.workers,
+                     camera=args.camera, pixel_size_nm=args.pixel_size_nm,
+                     frame_time_s=args.frame_time_s, overrides=tuple(args.overrides))
+    print(f"wrote {out}/ (model.yaml, weights.pt, MODEL_CARD.md); use it with "
+          f"`smlmnet analyze MOVIE.tif --model {out}`")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smlmnet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -463,6 +475,22 @@ def build_parser() -> argparse.ArgumentParser:
                        "validation metrics (from the model registry)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("train-localizer", help="calibrate a movie, simulate training windows "
+                       "like it and fine-tune the generalist: a model folder for your microscope")
+    p.add_argument("--like", required=True, help="a TIFF movie from the microscope")
+    p.add_argument("-o", "--output", required=True, help="new model folder")
+    p.add_argument("--base-model", default="decode_generalist",
+                   help="model to fine-tune (shipped name or folder)")
+    p.add_argument("--steps", type=int, default=800,
+                   help="optimizer steps (~1 s each on 2 CPU cores; more on a GPU)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--workers", type=int, default=1, help="data-simulating processes")
+    p.add_argument("--camera", choices=["poisson", "scmos", "emccd"])
+    p.add_argument("--pixel-size-nm", type=float)
+    p.add_argument("--frame-time-s", type=float)
+    p.add_argument("overrides", nargs="*", help="extra train.py overrides, e.g. trainer=gpu")
+    p.set_defaults(func=cmd_train_localizer)
 
     p = sub.add_parser("recalibrate", help="recompute a model's detection threshold and "
                        "uncertainty scale on fresh simulated windows; writes a NEW model folder")

@@ -84,14 +84,16 @@ def calibration(outs, true, threshold, pixel_size_nm, scale: float = 1.0):
             "n_matched": int(len(pairs))}
 
 
-def training_ranges(sim_cfg, randomization) -> dict:
+def training_ranges(sim_cfg, randomization, net=None) -> dict:
     """What the training data covered, for the model folder and the domain guard: the
     randomization's ranges, or those of a fixed preset (PSF σ ± 10 %, the photon and
     background specs with the background pattern's variation, density, camera)."""
     from smlmnet.simulate.params import param_bounds
 
+    # a robust-normalized network is blind to gain and offset: it needs no camera calibration
+    needs_camera = getattr(net, "normalization", "median") != "robust"
     if randomization is not None:
-        return randomization.training_ranges()
+        return {**randomization.training_ranges(), "camera_calibration_needed": needs_camera}
     a = sim_cfg.fov.pixel_size_nm
     sigma_px = sim_cfg.psf.sigma / a
     bg_lo, bg_hi = param_bounds(sim_cfg.background.photons_per_px, "background")
@@ -104,7 +106,7 @@ def training_ranges(sim_cfg, randomization) -> dict:
             "background_photons_per_px": [bg_lo * (1 - min(v, 1)), bg_hi * (1 + v)],
             "density_per_px2": [0.0, d_hi * (a / 1000) ** 2],
             "cameras": [sim_cfg.camera.model],
-            "camera_calibration_needed": True,
+            "camera_calibration_needed": needs_camera,
             "degradations": {"eight_bit_clipped": False, "offset_subtracted": False,
                              "hot_pixels": False}}
 
@@ -162,7 +164,8 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
             "epochs": int(module.current_epoch) + 1,
             "train_items": int(cfg.data.train_items),
             "global_steps": int(module.global_step),
-            "training_ranges": training_ranges(sim_cfg, randomization),
+            "training_ranges": training_ranges(sim_cfg, randomization, net),
+            "initialized_from": cfg.model.get("init_from"),
             "tuning_split": f"{len(datamodule.val_set)} validation windows (seed "
                             f"{datamodule.val_set.seed})",
             "validation_split": f"{len(datamodule.test_set)} independent test windows (seed "

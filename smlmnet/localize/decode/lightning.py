@@ -31,12 +31,31 @@ class LocalizerModule(L.LightningModule):
     bg_weight, detection threshold for validation, pixel_size_nm (for metrics in nm)."""
 
     def __init__(self, net: DecodeNet, lr: float = 1e-3, weight_decay: float = 0.05,
-                 bg_weight: float = 1.0, threshold: float = 0.6, pixel_size_nm: float = 100.0):
+                 bg_weight: float = 1.0, threshold: float = 0.6, pixel_size_nm: float = 100.0,
+                 init_from: str | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
         # the network's constructor arguments, so that a checkpoint rebuilds it
         self.hparams["net_config"] = net.config()
         self.net = net
+        if init_from:
+            self._init_from(init_from)
+
+    def _init_from(self, name_or_path: str) -> None:
+        """Start from a model folder's weights (fine-tuning); its network must have the same
+        constructor arguments as ``net``."""
+        from smlmnet.models.registry import load_weights, model_dir, read_info
+
+        info = read_info(name_or_path)
+        theirs = {k: v for k, v in info["net"].items() if k != "_target_"}
+        mine = self.net.config()
+        differ = {k: (mine.get(k), v) for k, v in theirs.items() if mine.get(k) != v}
+        if differ:
+            raise ValueError(f"init_from={name_or_path!r}: its network differs from this one "
+                             f"({differ}); set model.net to the same arguments")
+        self.net.load_state_dict(load_weights(model_dir(name_or_path), info))
+        log.info("initialized from %s (sha256 %s)", name_or_path,
+                 str(info.get("weights_sha256"))[:12])
 
     def forward(self, frames):
         return self.net(frames)
