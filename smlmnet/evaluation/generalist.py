@@ -41,9 +41,11 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
     return float(v.mean()), float(half)
 
 
-def _methods(cfg, sigma_nm: float) -> dict:
+def _methods(cfg, names, sigma_nm: float) -> dict:
     out = {}
     for name, spec in cfg.methods.items():
+        if name not in names:
+            continue
         spec = dict(spec)
         if spec.get("_target_", "").endswith("SpotFitLocalizer"):
             spec["psf_sigma_nm"] = sigma_nm  # the classical fit gets the true PSF σ
@@ -82,9 +84,8 @@ def run(cfg, out_dir) -> pd.DataFrame:
                 true = sim.emitters[sim.emitters["on"]].reset_index(drop=True)
                 n_true += int(true["track_id"].nunique())
                 sigma_nm = sim.config.psf.sigma
-                for name, method in _methods(cfg, sigma_nm).items():
-                    if name not in (regime.get("methods") or cfg.methods):
-                        continue
+                names = list(regime.get("methods") or cfg.methods)
+                for name, method in _methods(cfg, names, sigma_nm).items():
                     per_seed.append({"method": name, **_score(method, sim.movie, true,
                                                               cfg.tolerance_nm)})
             df = pd.DataFrame(per_seed)
