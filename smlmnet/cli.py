@@ -364,7 +364,7 @@ def cmd_recalibrate(args) -> int:
 
 
 def cmd_train_localizer(args) -> int:
-    from smlmnet.localize.decode.finetune import train_like
+    from smlmnet.finetune import train_like
 
     out = train_like(args.like, args.output, base_model=args.base_model, steps=args.steps,
                      batch_size=args.batch_size, num_workers=args.workers,
