@@ -204,16 +204,24 @@ def _check_output_not_over_input(out: Path, movie: Path) -> None:
                          f"{str(movie)!r}: choose a new folder with -o/--output")
 
 
+def _new_output(movie_path: Path, output: str | None, suffix: str) -> Path:
+    """The output folder of a command on a movie (default ``<movie stem><suffix>/``), checked
+    to be new (or empty) and never over the input, before any work."""
+    from smlmnet.io.atomic import check_output_dir
+
+    out = Path(output) if output else movie_path.with_name(movie_path.stem + suffix)
+    _check_output_not_over_input(out, movie_path)
+    check_output_dir(out)
+    return out
+
+
 def cmd_analyze(args) -> int:
-    from smlmnet.io.atomic import atomic_output_dir, check_output_dir
+    from smlmnet.io.atomic import atomic_output_dir
     from smlmnet.io.tiff import read_movie_tiff
     from smlmnet.pipeline import analyze_movie
 
     movie_path = Path(args.movie)
-    out = Path(args.output) if args.output else movie_path.with_name(
-        movie_path.stem + "_smlmnet")
-    _check_output_not_over_input(out, movie_path)
-    check_output_dir(out)
+    out = _new_output(movie_path, args.output, "_smlmnet")
     movie = read_movie_tiff(movie_path, args.pixel_size_nm, args.frame_time_s, lazy=True,
                             exposure_time_s=args.exposure_s)
     movie.camera = _analysis_camera(args, movie.camera)
@@ -258,13 +266,9 @@ def cmd_analyze(args) -> int:
 
 def cmd_calibrate(args) -> int:
     from smlmnet.calibrate import calibrate_tiff, write_calibration
-    from smlmnet.io.atomic import check_output_dir
 
     movie_path = Path(args.movie)
-    out = Path(args.output) if args.output else movie_path.with_name(
-        movie_path.stem + "_calibration")
-    _check_output_not_over_input(out, movie_path)
-    check_output_dir(out)
+    out = _new_output(movie_path, args.output, "_calibration")
     cal = calibrate_tiff(movie_path, camera=args.camera, pixel_size_nm=args.pixel_size_nm,
                          frame_time_s=args.frame_time_s, psf_sigma_nm_hint=args.psf_sigma_nm,
                          baseline_adu=args.baseline_adu)

@@ -24,13 +24,13 @@ holds a movie of immobile bright particles at known sub-pixel positions to test 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import warnings
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+from truth_io import write_truth  # noqa: E402  (beside this script)
 
 warnings.filterwarnings("ignore")
 
@@ -66,13 +66,8 @@ def write_folder(folder: Path, video, truth_rowcol, size, info):
     x_px = truth_rowcol[..., 1].ravel() + 0.5  # AnDi: centre of pixel 0 at 0 → smlmnet 0.5
     y_px = truth_rowcol[..., 0].ravel() + 0.5
     inside = (x_px >= 0) & (x_px < size) & (y_px >= 0) & (y_px < size)
-    with open(folder / "truth.csv", "w") as fh:
-        fh.write("frame,emitter,x [nm],y [nm]\n")
-        for f, e, x, y in zip(frame[inside], emitter[inside], x_px[inside], y_px[inside]):
-            fh.write(f"{f},{e},{x * PIXEL_NM:.3f},{y * PIXEL_NM:.3f}\n")
-    info["true_localizations"] = int(inside.sum())
-    info["distinct_emitters"] = int(len(np.unique(emitter[inside])))
-    (folder / "render.json").write_text(json.dumps(info, indent=2))
+    info = write_truth(folder, frame[inside], emitter[inside], x_px[inside], y_px[inside],
+                       PIXEL_NM, info=info)
     print(f"{folder}: {T} frames, {info['true_localizations']} true localizations, "
           f"{info['distinct_emitters']} emitters, max count {vmax:.0f}", flush=True)
 

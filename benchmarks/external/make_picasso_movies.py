@@ -33,13 +33,13 @@ interval because picasso has both; no camera metadata), ``truth.csv`` (``frame``
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import warnings
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+from truth_io import write_truth  # noqa: E402  (beside this script)
 
 warnings.filterwarnings("ignore")
 
@@ -88,16 +88,10 @@ def write_folder(folder: Path, movie, partstruct, photondist, size, info):
     x_px = partstruct[0, site]
     y_px = size - partstruct[1, site]  # picasso flips rows (np.flipud): smlmnet y = S − y
     photons = photondist[site, frame]
-    with open(folder / "truth.csv", "w") as fh:
-        fh.write("frame,emitter,x [nm],y [nm],photons [photon]\n")
-        for f, e, x, y, n in zip(frame, site, x_px, y_px, photons):
-            fh.write(f"{f},{e},{x * PIXELSIZE:.3f},{y * PIXELSIZE:.3f},{int(n)}\n")
-    info.update({"true_localizations": int(len(site)),
-                 "distinct_emitters": int(len(np.unique(site))),
-                 "true_locs_below_200_photons": int((photons < 200).sum()),
+    info.update({"true_locs_below_200_photons": int((photons < 200).sum()),
                  "median_photons": float(np.median(photons)) if len(photons) else None,
                  "saturated_pixels": int((movie >= 65535).sum())})
-    (folder / "render.json").write_text(json.dumps(info, indent=2))
+    info = write_truth(folder, frame, site, x_px, y_px, PIXELSIZE, photons=photons, info=info)
     print(f"{folder}: {photondist.shape[1]} frames, {len(site)} true localizations, "
           f"{info['distinct_emitters']} emitters", flush=True)
 
