@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import time
 import warnings
@@ -39,6 +40,8 @@ from smlmnet.io.provenance import provenance as _provenance
 from smlmnet.io.tiff import read_movie_tiff, read_tiff_calibration
 from smlmnet.localize.base import SpotFitLocalizer
 from smlmnet.metrics.localization import match_per_frame, smlm_metrics
+
+logger = logging.getLogger(__name__)
 
 PER_MOVIE_COLUMNS = ["renderer", "movie", "localizer", "frames", "true locs", "found locs",
                      "found / true", "jaccard [%]", "rmse_lateral [nm]", "efficiency [%]",
@@ -326,8 +329,8 @@ def run(cfg, out_dir) -> pd.DataFrame:
                 "frames/CPU s": movie.n_frames / max(cpu, 1e-9),
                 "psf σ [nm]": np.nan if sigma is None else float(sigma),
                 "psf σ source": source})
-            print(f"{renderer}/{folder.name} {spec}: Jaccard {m['jaccard [%]']:.1f} %, "
-                  f"{movie.n_frames / elapsed:.1f} frames/s", flush=True)
+            logger.info("%s/%s %s: Jaccard %.1f %%, %.1f frames/s", renderer, folder.name,
+                        spec, m["jaccard [%]"], movie.n_frames / elapsed)
         mle = [r for r in movie_rows if r["localizer"].split(":")[0] == "mle"]
         for r in movie_rows:
             r["speed / mle"] = r["frames/s"] / mle[0]["frames/s"] if mle else np.nan
