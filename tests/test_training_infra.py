@@ -83,3 +83,14 @@ def test_nonfinite_loss_gives_zero_gradient_not_none():
     loss.backward()
     grads = [p.grad for p in module.parameters()]
     assert all(g is not None and torch.count_nonzero(g) == 0 for g in grads)
+
+
+def test_experiment_values_override_the_primary_config():
+    """An experiment's top-level keys (model_name, torch_threads, ...) win over train.yaml's
+    defaults (``_self_`` first in the defaults list), and the command line wins over both."""
+    cfg = compose_train(["experiment=localizer_generalist", "hydra.runtime.output_dir=/tmp/x"])
+    assert cfg.model_name == "decode_generalist" and cfg.torch_threads == 1
+    assert cfg.model_description and cfg.trainer.max_steps == 2000
+    cfg = compose_train(["experiment=localizer_generalist", "torch_threads=2",
+                         "hydra.runtime.output_dir=/tmp/x"])
+    assert cfg.torch_threads == 2
