@@ -180,6 +180,9 @@ def render_model_card(info: dict) -> str:
              "<!-- generated from model.yaml by smlmnet.models.registry.render_model_card -->",
              "", info.get("description", "").strip(), "",
              "## Reproduce", "", f"```bash\n{info.get('training_command', '?')}\n```", ""]
+    for key in ("reproduce_note", "metadata_note"):
+        if info.get(key):
+            lines += [str(info[key]).strip(), ""]
     if info.get("recalibration_command"):
         lines += ["Thresholds and uncertainty scale recomputed with:", "",
                   f"```bash\n{info['recalibration_command']}\n```", ""]
