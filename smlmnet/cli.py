@@ -101,16 +101,21 @@ def _write_analysis(movie, analysis, out: Path, extra: dict | None = None) -> No
 
 
 def default_torch_threads() -> int:
-    """Intra-op threads for the networks: on a small machine one thread avoids the
-    oversubscription that makes two threads slower than one (measured in
-    benchmarks/results/transfer); on larger machines up to 8."""
+    """Intra-op threads for the networks: the cores that are idle now (cores available to
+    this process minus the 1-minute load average), at least 1 and at most 8. On an idle
+    2-core machine 2 threads are 1.7× faster than 1; on a loaded one the second thread only
+    competes (benchmarks/results/localizer_speed)."""
     import os
 
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover
         cores = os.cpu_count() or 1
-    return 1 if cores <= 2 else min(8, cores - 1)
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover
+        load = 0.0
+    return max(1, min(8, cores - int(load + 0.5)))
 
 
 def _linker(args):
@@ -420,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="use the model even outside its training ranges or when its "
                        "output fails the sanity checks")
         p.add_argument("--threads", type=int, default=None,
-                       help="torch threads (default: 1 on machines with <= 2 cores)")
+                       help="torch threads (default: the idle cores, 1 to 8)")
         p.add_argument("--threshold", type=float, default=5.0,
                        help="mle/centroid detection threshold in robust noise units")
         p.add_argument("--linker", choices=["lap", "nn"], default="lap")
