@@ -159,12 +159,17 @@ class GuardedLocalizer(Localizer):
         candidates: localizers; learned ones carry ``info`` (their ``model.yaml``).
         facts: :func:`movie_facts` of the movie.
         force: use the first candidate whatever the checks say (``analyze --force-model``).
+        explicit: the first candidate was asked for by name: skipping it for its training
+            ranges is a warning (otherwise, as in ``--localizer auto``, a log line: choosing
+            among the shipped models is the point). Rejected output always warns.
     """
 
-    def __init__(self, candidates: list[Localizer], facts: dict, force: bool = False) -> None:
+    def __init__(self, candidates: list[Localizer], facts: dict, force: bool = False,
+                 explicit: bool = False) -> None:
         if not candidates:
             raise ValueError("GuardedLocalizer needs at least one candidate")
         self.candidates, self.facts, self.force = candidates, facts, force
+        self.explicit = explicit
         self.decision: list[dict] = []
         self.chosen: Localizer | None = None
         self.name = candidates[0].name
@@ -181,7 +186,8 @@ class GuardedLocalizer(Localizer):
                                                         info.get("training_ranges") or {})
                 if step["input_problems"] and i < last:
                     step["used"] = False
-                    self._warn(loc, step["input_problems"], "movie outside its training ranges")
+                    self._warn(loc, step["input_problems"], "movie outside its training ranges",
+                               quiet=not (self.explicit and i == 0))
                     continue
             locs = loc.localize(movie, progress=progress)
             cap = None
@@ -202,10 +208,14 @@ class GuardedLocalizer(Localizer):
             return locs
         raise AssertionError("unreachable: the last candidate is always used")
 
-    def _warn(self, loc, problems, why) -> None:
+    def _warn(self, loc, problems, why, quiet: bool = False) -> None:
         nxt = self.candidates[self.candidates.index(loc) + 1].name
-        warnings.warn(f"not using {loc.name}: {why} ({'; '.join(problems)}); falling back to "
-                      f"{nxt} (--force-model uses it anyway)", stacklevel=3)
+        text = (f"not using {loc.name}: {why} ({'; '.join(problems)}); falling back to {nxt} "
+                "(--force-model uses it anyway)")
+        if quiet:
+            log.info(text)
+        else:
+            warnings.warn(text, stacklevel=3)
 
 
 def shipped_localizers() -> list[str]:
@@ -245,7 +255,8 @@ def select_localizer(request: str, movie: Movie, psf_sigma_nm: float, *,
     else:
         raise ValueError(f"unknown localizer {request!r}: use auto, decode, mle or centroid")
     learned = [load(n, batch_frames=batch_frames) for n in names]
-    return GuardedLocalizer([*learned, classical], facts, force=force)
+    return GuardedLocalizer([*learned, classical], facts, force=force,
+                            explicit=request == "decode" or model is not None)
 
 
 #: PSF σ of the classical fit when neither the user, the file nor a calibration gives one
