@@ -173,11 +173,18 @@ def run_movie(cfg, out_dir) -> pd.DataFrame:
 
 
 def _localizers(cfg) -> dict:
+    """The configured methods, plus ``ckpt_path``: a Lightning checkpoint of ``train.py``, or
+    a model folder / shipped model name (loaded through the registry)."""
+    from pathlib import Path
+
     from smlmnet.localize.decode.infer import DecodeLocalizer
+    from smlmnet.models.registry import list_models, load
 
     out = {name: instantiate(spec) for name, spec in cfg.methods.items()}
-    if cfg.get("ckpt_path"):
-        out["checkpoint"] = DecodeLocalizer.from_checkpoint(cfg.ckpt_path)
+    ckpt = cfg.get("ckpt_path")
+    if ckpt:
+        is_model = Path(str(ckpt)).is_dir() or str(ckpt) in list_models()
+        out[str(ckpt)] = load(ckpt) if is_model else DecodeLocalizer.from_checkpoint(ckpt)
     return out
 
 
