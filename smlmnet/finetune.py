@@ -43,7 +43,8 @@ def like_movie_randomization(cal: dict, pixel_size_nm: float) -> dict:
         "density_per_px2": [0.2 * density, min(0.05, max(2.5 * density, 0.002))],
         "halo_probability": 0.3,
         "cameras": {cal.get("camera_model") or "scmos": 1.0},
-        "eight_bit_probability": 0.7 if flags.get("clipped") else 0.0,
+        "eight_bit_probability": 0.7 if (flags.get("clipped_high") or flags.get("clipped_low"))
+        else 0.0,
         "offset_subtracted_probability": 0.7 if flags.get("background_subtracted") else 0.0,
         "hot_pixel_probability": 0.3,
     }

@@ -13,6 +13,7 @@ output passes; every decision is recorded for ``summary.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
 
@@ -50,7 +51,7 @@ def movie_facts(movie: Movie, psf_sigma_nm: float | None, calibration: dict | No
         "density_per_px2": None,
         "background_photons_per_px": None,
         "photons": None,
-        "flags": {k: bool(v) for k, v in (cal.get("flags") or {}).items()},
+        "flags": movie_flags(cal),
     }
     if cal.get("density_per_um2_per_frame") is not None:
         facts["density_per_px2"] = cal["density_per_um2_per_frame"] * (
@@ -63,6 +64,13 @@ def movie_facts(movie: Movie, psf_sigma_nm: float | None, calibration: dict | No
         if lo is not None and hi is not None:
             facts["photons"] = [float(lo), float(hi)]
     return facts
+
+
+def movie_flags(calibration: dict | None) -> dict:
+    """The calibration's raw-value flags, with ``clipped`` = clipped at the top or at 0."""
+    flags = {k: bool(v) for k, v in ((calibration or {}).get("flags") or {}).items()}
+    flags["clipped"] = flags.get("clipped_high", False) or flags.get("clipped_low", False)
+    return flags
 
 
 def _outside(value: float, lo: float, hi: float) -> bool:
@@ -282,7 +290,15 @@ def prepare_localizer(movie: Movie, request: str = "auto", *, model: str | None 
     wanted = calibrate == "always" or (calibrate == "auto" and request != "centroid" and (
         psf_sigma_nm is None or camera_unknown))
     if wanted:
-        calibration = self_calibration(movie, camera, psf_sigma_nm or DEFAULT_PSF_SIGMA_NM)
+        # an assumed camera (pixel values as photons) is not metadata: calibrate without it
+        bare = dataclasses.replace(movie, camera=None) if camera_unknown else movie
+        calibration = self_calibration(bare, camera, psf_sigma_nm or DEFAULT_PSF_SIGMA_NM)
+        flagged = [k.replace("_", " ") for k, v in movie_flags(calibration).items()
+                   if v and k != "clipped"]
+        if flagged:
+            warnings.warn(f"the movie looks {', '.join(flagged)} (smlmnet.calibrate): photon "
+                          "counts, backgrounds and the MLE's uncertainties of such data are not "
+                          "physical; positions are still measured", stacklevel=2)
     if psf_sigma_nm is not None:
         sigma, source = float(psf_sigma_nm), psf_sigma_source or "given"
     elif calibration and calibration.get("psf_sigma_nm"):

@@ -12,7 +12,7 @@ from smlmnet.simulate.randomize import DomainRandomization
 def test_randomization_is_centred_on_the_calibration():
     cal = {"psf_sigma_nm": 150.0, "photons_percentiles": {"p10": 400.0, "p90": 2000.0},
            "background_photons_per_px": 20.0, "density_per_um2_per_frame": 0.5,
-           "camera_model": "emccd", "flags": {"clipped": True}}
+           "camera_model": "emccd", "flags": {"clipped_low": True}}
     r = DomainRandomization.from_dict(like_movie_randomization(cal, pixel_size_nm=100.0))
     assert r.psf_sigma_px == pytest.approx((1.35, 1.65))
     assert r.photons == (200.0, 4000.0) and r.background_photons_per_px == (10.0, 40.0)

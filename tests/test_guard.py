@@ -99,3 +99,17 @@ def test_every_shipped_model_meets_its_quality_floor(name):
     m = smlm_metrics(true, est, 250.0)
     floor = 0.7 * info["validation"]["jaccard [%]"]
     assert m["jaccard [%]"] >= floor, (name, m)
+
+
+def test_calibration_flags_reach_the_guard():
+    """The calibration's clipped-at-0 / clipped-high flags count as 'clipped' for the ranges
+    (the specialist never saw clipped data; the generalist did)."""
+    from smlmnet.guard import movie_flags
+
+    flags = movie_flags({"flags": {"clipped_low": True, "background_subtracted": False}})
+    assert flags["clipped"] and not flags["background_subtracted"]
+    movie = simulate(load_config("sptpalm_membrane", ["n_frames=3"])).movie
+    facts = movie_facts(movie, 110.0, {"flags": {"clipped_high": True}})
+    assert any("clipped" in p for p in range_problems(facts, SPECIALIST_RANGES))
+    generalist = read_info("decode_generalist")["training_ranges"]
+    assert not any("clipped" in p for p in range_problems(facts, generalist))
