@@ -216,10 +216,18 @@ def test_analyze_takes_psf_sigma_from_tiff(sims, tmp_path, capsys):
     tifffile.imwrite(old, movie.frames, imagej=True,
                      metadata={"axes": "TYX", "smlmnet": json.dumps(info)})
     assert tiff_psf_sigma_nm(old) == pytest.approx(111.0)
-    # no σ anywhere: the default, and the log says so
+    # no σ anywhere: measured from the movie itself (true 120 nm), and the log says so ...
     bare = tmp_path / "bare.tif"
     tifffile.imwrite(bare, movie.frames)
     assert tiff_psf_sigma_nm(bare) is None
     assert main(["analyze", str(bare), "--localizer", "mle", "--pixel-size-nm", "100",
                  "--frame-time-s", "0.02", "-o", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "from the movie itself" in out
+    sigma = float(out.split("PSF sigma ")[1].split(" nm")[0])
+    assert abs(sigma / 120.0 - 1) < 0.05
+    # ... or, without self-calibration, the default
+    assert main(["analyze", str(bare), "--localizer", "mle", "--pixel-size-nm", "100",
+                 "--frame-time-s", "0.02", "--calibrate", "never",
+                 "-o", str(tmp_path / "c")]) == 0
     assert "PSF sigma 130 nm from the default" in capsys.readouterr().out
