@@ -14,8 +14,6 @@ no other metadata is used. Writes ``benchmarks/results/calibrate/calibrate.md`` 
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -31,16 +29,6 @@ CAMERAS = {
     "emccd": ["camera.model=emccd", "camera.qe=0.9", "camera.e_per_adu=45",
               "camera.em_gain=300", "camera.read_noise_e=74.4", "camera.baseline_adu=100"],
 }
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run_one(camera: str, bg: float, seed: int, n_frames: int) -> dict:
@@ -109,25 +97,13 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "calibrate.csv", index=False)
-    import scipy
+    from smlmnet.io.provenance import provenance, provenance_markdown
 
-    import smlmnet
-
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    cmd = "python benchmarks/bench_calibrate.py" + (" " + " ".join(argv or sys.argv[1:])
-                                                    if (argv or sys.argv[1:]) else "")
     lines = [
         "# smlmnet.calibrate: true vs estimated camera gain, offset and PSF σ",
         "",
-        f"Command: `{cmd}`  ",
-        f"Commit {commit}; smlmnet {smlmnet.__version__}, Python {platform.python_version()},"
-        f" numpy {np.__version__}, scipy {scipy.__version__}, pandas {pd.__version__}; "
-        f"CPU: {_cpu()}.",
-        "",
+        *provenance_markdown(provenance(["benchmarks/bench_calibrate.py", *(argv or
+                                                                              sys.argv[1:])])),
         __doc__.split("\n\n")[1].replace("\n", " "),
         "Gain = photo-electrons per ADU (EMCCD: effective, EM gain included). Offset source:"
         " `movie k3` = third-cumulant intercept (free of read noise), `movie var-intercept` ="

@@ -164,8 +164,16 @@ def _assumptions(args, movie, psf: float, psf_from: str, localizer, linker,
     return out
 
 
-CAMERA_DEFAULTS = {"baseline_adu": 100.0, "e_per_adu": 1.0, "em_gain": 1.0, "qe": 1.0,
-                   "read_noise_e": 0.0}
+def _camera_defaults() -> dict:
+    """`--camera` without the other flags: the one camera model's neutral values
+    (:data:`smlmnet.data.camera.NEUTRAL_CAMERA`), except the offset, which the CLI has always
+    defaulted to 100 ADU (a common factory offset)."""
+    from smlmnet.data.camera import NEUTRAL_CAMERA
+
+    return {**NEUTRAL_CAMERA, "baseline_adu": 100.0}
+
+
+CAMERA_DEFAULTS = _camera_defaults()
 
 
 def _analysis_camera(args, from_tiff: dict | None) -> dict:
@@ -455,7 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="calibrate the movie from itself for the domain guard (auto: when "
                    "the PSF sigma or the camera is unknown)")
     p.add_argument("--psf-sigma-nm", type=float,
-                   help="PSF sigma (default: the TIFF metadata, else 130 nm)")
+                   help="PSF sigma (default: the TIFF metadata, else measured from the movie "
+                   "(--calibrate), else 130 nm)")
     p.add_argument("--min-length", type=int, default=5,
                    help="minimal track length for diffusion estimates")
     p.add_argument("-q", "--quiet", action="store_true")

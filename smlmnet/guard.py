@@ -22,7 +22,7 @@ import pandas as pd
 
 from smlmnet.data import contracts as C
 from smlmnet.data.contracts import Movie
-from smlmnet.localize.base import Localizer, camera_factors
+from smlmnet.localize.base import DEFAULT_PSF_SIGMA_NM, Localizer, camera_factors
 from smlmnet.localize.detect import detect_spots
 
 log = logging.getLogger(__name__)
@@ -265,10 +265,6 @@ def select_localizer(request: str, movie: Movie, psf_sigma_nm: float, *,
     learned = [load(n, batch_frames=batch_frames) for n in names]
     return GuardedLocalizer([*learned, classical], facts, force=force,
                             explicit=request == "decode" or model is not None)
-
-
-#: PSF σ of the classical fit when neither the user, the file nor a calibration gives one
-DEFAULT_PSF_SIGMA_NM = 130.0
 
 
 def prepare_localizer(movie: Movie, request: str = "auto", *, model: str | None = None,

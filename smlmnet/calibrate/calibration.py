@@ -31,8 +31,8 @@ from smlmnet.calibrate.photon_transfer import (
 from smlmnet.calibrate.spots import localize_for_calibration, spot_statistics
 from smlmnet.data.contracts import Movie
 from smlmnet.io.jsonio import to_json_value as _jsonable
+from smlmnet.localize.base import DEFAULT_PSF_SIGMA_NM
 
-DEFAULT_PSF_SIGMA_NM = 130.0
 #: Offset from the third cumulant is used when its standard error is below this (ADU): the
 #: alternative (variance intercept) is biased by the unknown read noise, read_var/slope ADU,
 #: which is several ADU for a typical sCMOS at 2 ADU/e⁻.

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pandas as pd
 from hydra.utils import instantiate
 
 from smlmnet.evaluation.report import write_report
+from smlmnet.evaluation.transfer import t_interval
 from smlmnet.metrics.localization import smlm_metrics
 from smlmnet.simulate import load_config, simulate
 
@@ -26,19 +26,6 @@ CAMERAS = {
               "camera.e_per_adu=0.5", "camera.read_noise_e=1.6", "camera.em_gain=1"],
     "poisson": ["camera.model=poisson"],
 }
-
-
-def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
-    """Mean and half-width of the Student-t interval (NaN half-width for one value)."""
-    from scipy import stats
-
-    v = np.asarray([x for x in values if np.isfinite(x)], float)
-    if len(v) == 0:
-        return np.nan, np.nan
-    if len(v) == 1:
-        return float(v[0]), np.nan
-    half = stats.t.ppf(0.5 + confidence / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return float(v.mean()), float(half)
 
 
 def _methods(cfg, names, sigma_nm: float) -> dict:
@@ -96,9 +83,9 @@ def run(cfg, out_dir) -> pd.DataFrame:
                        "camera": camera or "preset", "method": name, "seeds": len(g),
                        "distinct emitters": n_true}
                 for col in ("jaccard [%]", "rmse [nm]", "efficiency [%]"):
-                    m, h = t_interval(g[col])
+                    m, lo, hi, _ = t_interval(g[col])
                     row[col] = m
-                    row[f"{col} ±95%"] = h
+                    row[f"{col} ±95%"] = hi - m
                 row["frames/s"] = float(g["frames/s"].mean())
                 row[f"speed / {cfg.baseline}"] = row["frames/s"] / mle_fps
                 rows.append(row)

@@ -35,10 +35,10 @@ from scipy import stats
 from smlmnet.data import contracts as C
 from smlmnet.data.contracts import Movie
 from smlmnet.evaluation.report import markdown_table, write_report
-from smlmnet.guard import DEFAULT_PSF_SIGMA_NM, prepare_localizer
+from smlmnet.guard import prepare_localizer
 from smlmnet.io.provenance import provenance as _provenance
 from smlmnet.io.tiff import read_movie_tiff, read_tiff_calibration
-from smlmnet.localize.base import SpotFitLocalizer
+from smlmnet.localize.base import DEFAULT_PSF_SIGMA_NM, SpotFitLocalizer
 from smlmnet.metrics.localization import match_per_frame, smlm_metrics
 
 logger = logging.getLogger(__name__)

@@ -22,6 +22,9 @@ from smlmnet.data.contracts import Movie
 from smlmnet.localize.detect import detect_spots, extract_rois
 from smlmnet.localize.fit import fit_centroid, fit_gaussian_mle
 
+#: PSF σ (nm) assumed when neither the user, the file nor a calibration gives one
+DEFAULT_PSF_SIGMA_NM = 130.0
+
 LOCALIZATION_COLUMNS = [C.FRAME, C.X_NM, C.Y_NM, C.PHOTONS, "bg [photon/px]", "sigma [nm]",
                         "uncertainty_xy [nm]", "crlb_x [nm]", "crlb_y [nm]", "chi2",
                         "bkgstd [photon]"]
@@ -65,8 +68,8 @@ class SpotFitLocalizer(Localizer):
         max_uncertainty_nm: drop fits whose CRLB exceeds this (failed or hopeless fits).
     """
 
-    def __init__(self, method: str = "mle", psf_sigma_nm: float = 130.0, threshold: float = 5.0,
-                 roi_half_px: int | None = None, fit_sigma: bool = True,
+    def __init__(self, method: str = "mle", psf_sigma_nm: float = DEFAULT_PSF_SIGMA_NM,
+                 threshold: float = 5.0, roi_half_px: int | None = None, fit_sigma: bool = True,
                  min_distance_px: int = 2, batch_frames: int = 256,
                  max_uncertainty_nm: float = 100.0) -> None:
         if method not in ("mle", "centroid"):

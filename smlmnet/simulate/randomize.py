@@ -70,12 +70,9 @@ class DomainRandomization:
         if unknown:
             raise ValueError(f"domain randomization: unknown key(s) {sorted(unknown)}; valid "
                              f"keys are {sorted(names)}")
-        for key, value in data.items():
-            if isinstance(getattr(cls, key, None), tuple) or key in (
-                    "psf_sigma_px", "halo_fraction", "halo_sigma_factor", "photons",
-                    "background_photons_per_px", "density_per_px2", "D_um2_s",
-                    "frame_time_s"):
-                data[key] = tuple(float(v) for v in value)
+        ranges = {f.name for f in dataclasses.fields(cls) if isinstance(f.default, tuple)}
+        for key in set(data) & ranges:
+            data[key] = tuple(float(v) for v in data[key])
         return cls(**data)
 
     def to_dict(self) -> dict:
