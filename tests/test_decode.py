@@ -220,3 +220,42 @@ def test_shipped_model_loads_offline():
     assert info["kind"] == "localizer" and info["training_ranges"]
     # the card is generated from model.yaml, never edited by hand
     assert (model_dir("decode_sptpalm") / "MODEL_CARD.md").read_text() == render_model_card(info)
+
+
+def test_confidence_scales_recover_a_known_p_dependence_and_stay_monotone():
+    """z ~ N(0, s(p)²) with s falling from 2 to 1 over p: each bin's robust scale 1.4826·
+    median|z| estimates s with relative standard error ≈ 1.17/√(2n) for a Gaussian (n pairs,
+    two axes); with ~2000 detections per bin that is ≈ 2 %, so 8 % is a 4σ tolerance."""
+    from smlmnet.localize.decode.post import confidence_scales, uncertainty_scale_at
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.5, 1.0, 12000)
+    s = 2.0 - 2.0 * (p - 0.5)                       # 2 at p = 0.5, 1 at p = 1
+    z = rng.normal(size=(len(p), 2)) * s[:, None]
+    table = confidence_scales(p, z, n_bins=6)
+    assert np.all(np.diff(table["p"]) > 0) and np.all(np.diff(table["scale"]) <= 0)
+    expected = 2.0 - 2.0 * (np.asarray(table["p"]) - 0.5)
+    np.testing.assert_allclose(table["scale"], expected, rtol=0.08)
+    # a noisy non-monotone input is pooled, never inverted
+    pooled = confidence_scales(np.r_[np.full(100, 0.6), np.full(100, 0.9)],
+                               np.r_[np.ones(100), 3 * np.ones(100)], n_bins=2)
+    assert pooled["scale"][0] == pooled["scale"][1]
+    # the factor interpolates between bin medians and is the single scale without a table
+    k = uncertainty_scale_at([0.0, 1.0], 1.7, table)
+    assert k[0] == table["scale"][0] and k[1] == table["scale"][-1]
+    assert np.all(uncertainty_scale_at([0.3, 0.9], 1.7, None) == 1.7)
+
+
+def test_localizer_applies_the_p_dependent_uncertainty_scale():
+    from smlmnet.localize.decode.infer import DecodeLocalizer
+    from smlmnet.simulate import simulate
+
+    torch.manual_seed(2)
+    net = DecodeNet(n_frames=3, base=4, depth=1, normalization="robust", photon_head="log")
+    movie = simulate(load_config("decode_sptpalm", ["n_frames=4"])).movie
+    plain = DecodeLocalizer(net, threshold=0.3).localize(movie)
+    assert len(plain)
+    table = {"p": [0.0, 1.0], "scale": [3.0, 1.0]}
+    scaled = DecodeLocalizer(net, threshold=0.3, uncertainty_scale_by_p=table).localize(movie)
+    ratio = scaled["uncertainty_x [nm]"] / plain["uncertainty_x [nm]"]
+    np.testing.assert_allclose(ratio, 3.0 - 2.0 * plain["p"], rtol=1e-5)

@@ -155,6 +155,18 @@ def write_model_folder(folder: str | Path, state_dict: dict, info: dict) -> Path
     return folder
 
 
+def _scale_sentence(info: dict) -> str:
+    """How the model's predicted σ are scaled, for its card."""
+    single = _fmt(info.get("uncertainty_scale", 1.0))
+    by_p = info.get("uncertainty_scale_by_p")
+    if not by_p:
+        return f"Predicted σ are multiplied by {single}."
+    table = ", ".join(f"p {q:.3f}: ×{k:.3f}" for q, k in zip(by_p["p"], by_p["scale"]))
+    return ("Predicted σ are multiplied by a factor that depends on the detection probability "
+            f"p (tuned on the tuning split; linear between bin medians): {table}. "
+            f"Single-scale fallback: {single}.")
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -209,7 +221,7 @@ def render_model_card(info: dict) -> str:
                   *_table([info["validation"]]), ""]
     if info.get("uncertainty_calibration"):
         lines += ["## Uncertainty calibration", "",
-                  f"Predicted σ are multiplied by {_fmt(info.get('uncertainty_scale', 1.0))}.",
+                  _scale_sentence(info),
                   "", *_table([info["uncertainty_calibration"]]), ""]
     if info.get("limits"):
         lines += ["## Limits", "", info["limits"].strip(), ""]

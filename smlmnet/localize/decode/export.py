@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from smlmnet.localize.decode.post import detect_emitters
+from smlmnet.localize.decode.post import confidence_scales, detect_emitters, uncertainty_scale_at
 from smlmnet.localize.decode.targets import middle_frame_targets
 from smlmnet.metrics.localization import match_per_frame, smlm_metrics
 
@@ -42,7 +42,8 @@ def detections(outs, threshold, second_threshold):
         det = detect_emitters(out, threshold, second_threshold)
         rows.append(pd.DataFrame({"frame": det["batch"].numpy() + offset,
                                   "x": det["x"].numpy(), "y": det["y"].numpy(),
-                                  "sx": det["sigma_x"].numpy(), "sy": det["sigma_y"].numpy()}))
+                                  "sx": det["sigma_x"].numpy(), "sy": det["sigma_y"].numpy(),
+                                  "p": det["p"].numpy()}))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -63,25 +64,32 @@ def evaluate_thresholds(outs, true, pixel_size_nm, grid=THRESHOLD_GRID):
     return pd.DataFrame(rows)
 
 
-def calibration(outs, true, threshold, pixel_size_nm, scale: float = 1.0):
-    """Normalized errors z = (x̂ − x)/(scale·σ̂) over matched detections: their std and
-    coverage (68.3 % / 95.4 % of |z| below 1 / 2 for a calibrated Gaussian), and the robust
-    scale 1.4826·median|z| that makes the core of z unit-variance."""
+def matched_errors(outs, true, threshold, pixel_size_nm):
+    """Matched detections at ``threshold``: their p and per-axis raw z = error / σ̂, (n, 2)."""
     a = pixel_size_nm
     d = detections(outs, threshold, threshold)
     t = pd.DataFrame({"frame": true["frame"], "x [nm]": true["x"] * a, "y [nm]": true["y"] * a})
     e = pd.DataFrame({"frame": d["frame"], "x [nm]": d["x"] * a, "y [nm]": d["y"] * a})
     pairs = match_per_frame(t, e, 250.0)
-    sx = d.loc[pairs["est_index"], "sx"].to_numpy() * a
-    sy = d.loc[pairs["est_index"], "sy"].to_numpy() * a
-    zx = pairs["dx [nm]"].to_numpy() / (scale * sx)
-    zy = pairs["dy [nm]"].to_numpy() / (scale * sy)
-    z = np.concatenate([zx, zy])
+    m = d.loc[pairs["est_index"]]
+    z = np.stack([pairs["dx [nm]"].to_numpy() / (m["sx"].to_numpy() * a),
+                  pairs["dy [nm]"].to_numpy() / (m["sy"].to_numpy() * a)], axis=1)
+    return m["p"].to_numpy(), z
+
+
+def calibration(outs, true, threshold, pixel_size_nm, scale: float = 1.0,
+                by_p: dict | None = None):
+    """Normalized errors z = (x̂ − x)/(k·σ̂) over matched detections, k the single ``scale``
+    or ``by_p``'s p-dependent one: their std and coverage (68.3 % / 95.4 % of |z| below 1 / 2
+    for a calibrated Gaussian), and the robust scale 1.4826·median|z| that makes the core of z
+    unit-variance."""
+    p, z_raw = matched_errors(outs, true, threshold, pixel_size_nm)
+    z = (z_raw / uncertainty_scale_at(p, scale, by_p)[:, None]).ravel()
     return {"z_std": float(np.std(z)), "z_mean": float(np.mean(z)),
             "fraction_within_1sigma": float(np.mean(np.abs(z) < 1)),
             "fraction_within_2sigma": float(np.mean(np.abs(z) < 2)),
             "robust_scale": float(1.4826 * np.median(np.abs(z))),
-            "n_matched": int(len(pairs))}
+            "n_matched": int(len(p))}
 
 
 def training_ranges(sim_cfg, randomization, net=None) -> dict:
@@ -112,21 +120,25 @@ def training_ranges(sim_cfg, randomization, net=None) -> dict:
 
 
 def tune_and_report(net, tuning_set, report_set, pixel_size_nm: float) -> dict:
-    """Tune the detection threshold (best efficiency) and the uncertainty scale on
-    ``tuning_set``; report metrics and calibration on the independent ``report_set``."""
+    """Tune the detection threshold (best efficiency) and the uncertainty scale (a single one
+    and one per detection-probability bin, :func:`confidence_scales`) on ``tuning_set``;
+    report metrics and calibration on the independent ``report_set``."""
     a = pixel_size_nm
     outs, true = collect_validation(net, tuning_set)
     scan = evaluate_thresholds(outs, true, a)
     th = float(scan.loc[scan["efficiency [%]"].idxmax(), "threshold"])
     scale = calibration(outs, true, th, a)["robust_scale"]
+    by_p = confidence_scales(*matched_errors(outs, true, th, a))
     outs_r, true_r = collect_validation(net, report_set)
     report = evaluate_thresholds(outs_r, true_r, a, grid=(th,)).iloc[0]
     return {"thresholds": {"threshold": th, "second_threshold": th},
             "threshold_scan": [{k: (round(float(v), 4)) for k, v in r.items()}
                                for _, r in scan.iterrows()],
             "uncertainty_scale": float(scale),
+            "uncertainty_scale_by_p": by_p,
             "validation": {k: float(v) for k, v in report.items()},
-            "uncertainty_calibration": calibration(outs_r, true_r, th, a, scale),
+            "uncertainty_calibration": calibration(outs_r, true_r, th, a, scale, by_p),
+            "uncertainty_calibration_single_scale": calibration(outs_r, true_r, th, a, scale),
             "uncertainty_calibration_raw": calibration(outs_r, true_r, th, a)}
 
 

@@ -12,7 +12,7 @@ from smlmnet.data.camera import adu_to_photons
 from smlmnet.data.contracts import Movie
 from smlmnet.localize.base import Localizer, empty_localizations
 from smlmnet.localize.decode.net import DecodeNet
-from smlmnet.localize.decode.post import detect_emitters
+from smlmnet.localize.decode.post import detect_emitters, uncertainty_scale_at
 
 
 def load_localizer(folder, info: dict, device: str = "cpu", **kwargs) -> DecodeLocalizer:
@@ -28,6 +28,7 @@ def load_localizer(folder, info: dict, device: str = "cpu", **kwargs) -> DecodeL
     kwargs.setdefault("threshold", th.get("threshold", 0.6))
     kwargs.setdefault("second_threshold", th.get("second_threshold", kwargs["threshold"]))
     kwargs.setdefault("uncertainty_scale", info.get("uncertainty_scale", 1.0))
+    kwargs.setdefault("uncertainty_scale_by_p", info.get("uncertainty_scale_by_p"))
     loc = DecodeLocalizer(net, device=device, **kwargs)
     loc.name = f"decode:{info.get('name', folder.name)}"
     loc.info = info
@@ -50,18 +51,24 @@ class DecodeLocalizer(Localizer):
         max_batch_pixels: and at most this many pixels per batch (frames × H × W; about
             100 MB of activations per million pixels for a 16-channel network).
         device: torch device. uncertainty_scale: multiplies the predicted σ (calibration).
+        uncertainty_scale_by_p: optional ``{"p": [...], "scale": [...]}`` table that replaces
+            the single scale by one that depends on the detection probability p
+            (:func:`~smlmnet.localize.decode.post.confidence_scales`).
     """
 
     name = "decode"
 
     def __init__(self, net: DecodeNet, threshold: float = 0.6, second_threshold: float = 0.6,
                  batch_frames: int = 32, device: str = "cpu",
-                 uncertainty_scale: float = 1.0, max_batch_pixels: int = 1 << 20) -> None:
+                 uncertainty_scale: float = 1.0, max_batch_pixels: int = 1 << 20,
+                 uncertainty_scale_by_p: dict | None = None) -> None:
         self.net = net.eval().to(device)
         self.threshold, self.second_threshold = threshold, second_threshold
         self.batch_frames, self.device = int(batch_frames), device
         self.max_batch_pixels = int(max_batch_pixels)
         self.uncertainty_scale = float(uncertainty_scale)
+        self.uncertainty_scale_by_p = dict(uncertainty_scale_by_p) if uncertainty_scale_by_p \
+            else None
         self.info: dict = {}
 
     @classmethod
@@ -121,6 +128,10 @@ class DecodeLocalizer(Localizer):
             out = {k: v[..., :H, :W] for k, v in out.items()}
             det = detect_emitters(out, self.threshold, self.second_threshold)
             if det["batch"].numel():
+                p = det["p"].cpu().numpy()
+                k = a * uncertainty_scale_at(p, self.uncertainty_scale,
+                                             self.uncertainty_scale_by_p)
+                sx, sy = det["sigma_x"].cpu().numpy() * k, det["sigma_y"].cpu().numpy() * k
                 rows.append(pd.DataFrame({
                     C.FRAME: (det["batch"].cpu().numpy() + f0).astype(np.int64),
                     C.X_NM: det["x"].cpu().numpy() * a,
@@ -128,16 +139,13 @@ class DecodeLocalizer(Localizer):
                     C.PHOTONS: det["photons"].cpu().numpy(),
                     "bg [photon/px]": det["background"].cpu().numpy(),
                     "sigma [nm]": np.nan,
-                    "uncertainty_xy [nm]": 0.5 * (det["sigma_x"] + det["sigma_y"]).cpu().numpy()
-                    * a * self.uncertainty_scale,
-                    "uncertainty_x [nm]": det["sigma_x"].cpu().numpy() * a
-                    * self.uncertainty_scale,
-                    "uncertainty_y [nm]": det["sigma_y"].cpu().numpy() * a
-                    * self.uncertainty_scale,
+                    "uncertainty_xy [nm]": 0.5 * (sx + sy),
+                    "uncertainty_x [nm]": sx,
+                    "uncertainty_y [nm]": sy,
                     "crlb_x [nm]": np.nan, "crlb_y [nm]": np.nan, "chi2": np.nan,
                     "bkgstd [photon]": np.sqrt(np.clip(det["background"].cpu().numpy(), 0,
                                                        None)),
-                    "p": det["p"].cpu().numpy(),
+                    "p": p,
                 }))
             bar.update(n_win)
         bar.close()
