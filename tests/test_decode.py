@@ -240,6 +240,7 @@ def test_confidence_scales_recover_a_known_p_dependence_and_stay_monotone():
     pooled = confidence_scales(np.r_[np.full(100, 0.6), np.full(100, 0.9)],
                                np.r_[np.ones(100), 3 * np.ones(100)], n_bins=2)
     assert pooled["scale"][0] == pooled["scale"][1]
+    assert confidence_scales(np.full(5, 0.9), np.ones(5)) is None   # too few: single scale
     # the factor interpolates between bin medians and is the single scale without a table
     k = uncertainty_scale_at([0.0, 1.0], 1.7, table)
     assert k[0] == table["scale"][0] and k[1] == table["scale"][-1]

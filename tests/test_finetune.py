@@ -15,7 +15,7 @@ def test_randomization_is_centred_on_the_calibration():
            "camera_model": "emccd", "flags": {"clipped_low": True}}
     r = DomainRandomization.from_dict(like_movie_randomization(cal, pixel_size_nm=100.0))
     assert r.psf_sigma_px == pytest.approx((1.35, 1.65))
-    assert r.photons == (200.0, 4000.0) and r.background_photons_per_px == (10.0, 40.0)
+    assert r.photons == (80.0, 4000.0) and r.background_photons_per_px == (10.0, 40.0)
     assert r.cameras == {"emccd": 1.0} and r.eight_bit_probability > 0
     assert r.offset_subtracted_probability == 0
 

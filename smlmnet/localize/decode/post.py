@@ -48,11 +48,14 @@ def confidence_scales(p, z, n_bins: int = 6) -> dict[str, list[float]]:
     Args:
         p: (n,) detection probabilities of matched detections. z: (n,) or (n, 2) errors / σ̂.
     Returns:
-        ``{"p": bin medians (increasing), "scale": scales}`` for :func:`uncertainty_scale_at`.
+        ``{"p": bin medians (increasing), "scale": scales}`` for :func:`uncertainty_scale_at`;
+        None when no bin has 10 detections (the single scale is then used).
     """
     import numpy as np
 
     p = np.asarray(p, float)
+    if len(p) < 10:
+        return None
     z = np.abs(np.asarray(z, float)).reshape(len(p), -1)
     edges = np.quantile(p, np.linspace(0, 1, n_bins + 1))
     which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, n_bins - 1)
@@ -75,6 +78,8 @@ def confidence_scales(p, z, n_bins: int = 6) -> dict[str, list[float]]:
             i = max(i - 1, 0)
         else:
             i += 1
+    if not centers:
+        return None
     monotone = [s for s, _, n in blocks for _ in range(n)]
     return {"p": centers, "scale": [round(s, 4) for s in monotone]}
 
@@ -86,6 +91,6 @@ def uncertainty_scale_at(p, scale: float = 1.0, by_p: dict | None = None):
     import numpy as np
 
     p = np.asarray(p, float)
-    if not by_p:
+    if not by_p or not by_p.get("p"):
         return np.full(p.shape, float(scale))
     return np.interp(p, by_p["p"], by_p["scale"])
