@@ -4,6 +4,8 @@ never return its output silently when it looks wrong.
 Before localization, :func:`range_problems` compares the movie's facts (pixel size, PSF σ,
 camera, background, brightness, density and file degradations, from the TIFF metadata, the
 user's flags and :mod:`smlmnet.calibrate`) with the ``training_ranges`` in the model's folder.
+:func:`normalization_problems` checks that the network's per-frame input normalization is
+set by the background noise, not by a few very bright pixels (beads).
 After localization, :func:`output_problems` sanity-checks the table (localizations per frame
 far above the number of local maxima, positions outside the image, negative backgrounds,
 photons stuck at the model's cap). :class:`GuardedLocalizer` tries its candidates in order
@@ -32,6 +34,10 @@ log = logging.getLogger(__name__)
 RANGE_SLACK = 0.15
 #: the table is implausible above this many localizations per local maximum per frame
 MAX_LOCALIZATIONS_PER_MAXIMUM = 2.0
+#: a robust-normalized network divides each frame by max(1.4826·MAD, 5 % of the frame's std);
+#: when the std term exceeds the noise term by this factor, a few very bright pixels (beads,
+#: saturated spots) set the input scale and dim spots fall below the network's view
+MAX_SCALE_FLOOR_RATIO = 2.0
 
 
 def movie_facts(movie: Movie, psf_sigma_nm: float | None, calibration: dict | None = None
@@ -128,6 +134,32 @@ def local_maxima_per_frame(movie: Movie, psf_sigma_px: float | None, n_sample: i
     return len(spots) / len(idx)
 
 
+def scale_floor_ratio(movie: Movie, n_sample: int = 20) -> float | None:
+    """Median over up to ``n_sample`` evenly spaced frames of (5 % of the frame's std) /
+    (1.4826·MAD), over frames with MAD > 0 (None if none): how far a few bright pixels lift
+    a robust-normalized network's input scale above the background noise. Invariant to the
+    camera's gain and offset."""
+    idx = np.unique(np.linspace(0, movie.n_frames - 1, min(n_sample, movie.n_frames)).astype(int))
+    frames = np.asarray(movie.frames[idx], np.float64).reshape(len(idx), -1)
+    med = np.median(frames, axis=1, keepdims=True)
+    mad = 1.4826 * np.median(np.abs(frames - med), axis=1)
+    ok = mad > 0
+    if not ok.any():
+        return None
+    return float(np.median(0.05 * frames[ok].std(axis=1) / mad[ok]))
+
+
+def normalization_problems(movie: Movie, net) -> list[str]:
+    """Reasons why a network's input normalization would misread this movie (empty: fine)."""
+    if getattr(net, "normalization", None) != "robust":
+        return []
+    ratio = scale_floor_ratio(movie)
+    if ratio is not None and ratio > MAX_SCALE_FLOOR_RATIO:
+        return [f"a few very bright pixels (beads? saturated spots?) set the network's input "
+                f"scale {ratio:.1f}× above the background noise, so dim spots would be missed"]
+    return []
+
+
 def output_problems(locs: pd.DataFrame, movie: Movie, facts: dict,
                     photon_cap: float | None = None) -> list[str]:
     """Reasons why a localization table looks wrong (empty: plausible)."""
@@ -190,8 +222,9 @@ class GuardedLocalizer(Localizer):
             step = {"localizer": loc.name, "input_problems": [], "output_problems": []}
             self.decision.append(step)
             if info and not self.force:
-                step["input_problems"] = range_problems(self.facts,
-                                                        info.get("training_ranges") or {})
+                step["input_problems"] = range_problems(
+                    self.facts, info.get("training_ranges") or {}) + normalization_problems(
+                    movie, getattr(loc, "net", None))
                 if step["input_problems"] and i < last:
                     step["used"] = False
                     self._warn(loc, step["input_problems"], "movie outside its training ranges",
