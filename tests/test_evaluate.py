@@ -77,8 +77,8 @@ def test_localization_bounds_are_labelled_and_normalized(tmp_path):
 
 def test_every_benchmark_config_is_covered():
     names = {p.stem for p in (ROOT / "configs" / "benchmark").glob("*.yaml")}
-    # transfer needs a folder of external movies: tests/test_transfer.py makes one
-    assert names == set(TINY) | {"transfer"}
+    # transfer and odd_input need a folder of movies: tests/test_transfer.py makes them
+    assert names == set(TINY) | {"transfer", "odd_input"}
 
 
 def test_evaluate_cli_unknown_benchmark_fails_clearly(tmp_path):

@@ -100,3 +100,26 @@ def test_psf_sigma_from_optional_calibration_hook(monkeypatch):
     assert resolve_psf_sigma(cfg, "andi", movie) == (91.5, "calibrated")
     fake.calibrate_movie = lambda m: types.SimpleNamespace(psf_sigma_nm=None)  # found none
     assert resolve_psf_sigma(cfg, "andi", movie) == (72.0, "config")
+
+
+def test_odd_input_benchmark_runs_and_routes_beads_to_mle(tmp_path):
+    """benchmark=odd_input on tiny bare TIFFs from benchmarks/external/make_odd_movies.py:
+    the generalist runs on the 8-bit clipped movie; the guard sends the beads movie to MLE."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "odd"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "external" / "make_odd_movies.py"),
+                    str(root), "--seeds", "1", "--variants", "eight_bit", "beads",
+                    "--frames", "5", "--size", "48"], check=True, cwd=ROOT)
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
+        cfg = compose("evaluate", overrides=["benchmark=odd_input",
+                                             f"benchmark.data_root={root}",
+                                             "benchmark.warmup_frames=0"])
+    assert list(cfg.benchmark.localizers) == ["mle", "auto"]
+    table = run_benchmark(cfg, tmp_path / "out").set_index(["renderer", "localizer"])
+    assert (table["true locs"] > 0).all()
+    # beads: auto chose the MLE fit, so its localizations are the MLE's
+    assert table.loc[("beads", "auto"), "found locs"] == table.loc[("beads", "mle"),
+                                                                   "found locs"]
+    assert table.loc[("eight_bit", "auto"), "jaccard [%]"] > 0

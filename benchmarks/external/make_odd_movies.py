@@ -37,12 +37,10 @@ from smlmnet.simulate import load_config, simulate  # noqa: E402
 from smlmnet.simulate.psf import render_gaussian_spots  # noqa: E402
 
 VARIANTS = ("unknown_gain", "eight_bit", "beads", "defocus")
-BASE = ["n_frames=60", "fov.shape_px=[128,128]", "particles.density_per_um2=3.0"]
-
-
-def simulate_variant(variant: str, seed: int):
+def simulate_variant(variant: str, seed: int, n_frames: int = 60, size_px: int = 128):
     """(frames as stored, truth table in nm, settings) of one variant."""
-    over = [*BASE, f"seed={seed}"]
+    over = [f"n_frames={n_frames}", f"fov.shape_px=[{size_px},{size_px}]",
+            "particles.density_per_um2=3.0", f"seed={seed}"]
     if variant == "defocus":
         over += ["psf.sigma_nm=198.0", "psf.halo_fraction=0.25", "psf.halo_sigma_factor=2.5"]
     sim = simulate(load_config("sptpalm_membrane", over))
@@ -65,7 +63,7 @@ def simulate_variant(variant: str, seed: int):
         rng = np.random.default_rng([seed, 77])
         T, H, W = frames.shape
         n = 6
-        bx, by = rng.uniform(8, W - 8, n), rng.uniform(8, H - 8, n)
+        bx, by = rng.uniform(4, W - 4, n), rng.uniform(4, H - 4, n)
         photons = 1e5
         sigma_px = 110.0 / a
         f_idx = np.repeat(np.arange(T), n)
@@ -91,12 +89,14 @@ def main(argv=None) -> None:
     p.add_argument("root", help="output folder (created; one sub-folder per variant)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--frames", type=int, default=60)
+    p.add_argument("--size", type=int, default=128, help="movie width and height [px]")
     args = p.parse_args(argv)
     for variant in args.variants:
         for seed in args.seeds:
             folder = Path(args.root) / variant / f"{variant}_s{seed}"
             folder.mkdir(parents=True, exist_ok=True)
-            frames, t, info = simulate_variant(variant, seed)
+            frames, t, info = simulate_variant(variant, seed, args.frames, args.size)
             # a bare TIFF: no pixel size, no camera, as an exported recording
             tifffile.imwrite(folder / "movie.tif", frames)
             info = write_truth(folder, t["frame"], t["emitter"], t["x_px"], t["y_px"],
