@@ -1,0 +1,168 @@
+"""Trajectory network (smlmnet/diffusion/trajnet): masking, scale invariance, training path,
+inference in physical units, registry loading, and the shipped weights' quality floor."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from smlmnet.data import contracts as C
+from smlmnet.diffusion.trajnet.loss import trajectory_loss
+from smlmnet.diffusion.trajnet.net import TrajectoryNet
+from smlmnet.diffusion.trajnet.targets import AnDi1Stream, displacement_batch
+from smlmnet.simulate.andi1 import MODELS, andi1_batch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _net(**kw):
+    torch.manual_seed(0)
+    return TrajectoryNet(**{"width": 8, "max_width": 16, "layers": 1, "heads": 2, **kw}).eval()
+
+
+@pytest.mark.parametrize("layers", [0, 2])
+def test_padded_and_unpadded_inputs_give_identical_outputs(layers):
+    torch.set_num_threads(1)
+    net = _net(layers=layers)
+    lengths = [9, 10, 31, 64, 257]
+    L = 300
+    x = torch.randn(len(lengths), L, 2)
+    m = torch.zeros(len(lengths), L, dtype=torch.bool)
+    for i, n in enumerate(lengths):
+        m[i, :n] = True
+    # garbage in the padding must not matter either
+    x = torch.where(m[..., None], x, torch.full_like(x, 1e3))
+    with torch.no_grad():
+        out = net(x, m)
+        for i, n in enumerate(lengths):
+            alone = net(x[i:i + 1, :n], m[i:i + 1, :n])
+            for k in ("alpha", "log_k_rel", "log_s2", "model_logits"):
+                torch.testing.assert_close(out[k][i], alone[k][0], atol=2e-5, rtol=1e-5)
+    # and the outputs do depend on the valid steps (the test can fail)
+    y = x.clone()
+    y[0, 3] += 5.0
+    with torch.no_grad():
+        assert not torch.allclose(net(y, m)["model_logits"][0], out["model_logits"][0])
+
+
+def test_outputs_are_scale_invariant_and_log_k_moves_with_the_unit():
+    net = _net()
+    b = andi1_batch(np.random.default_rng(0), 4, 50)
+    disp, mask = displacement_batch(b["positions"])
+    d, m = torch.from_numpy(disp), torch.from_numpy(mask)
+    with torch.no_grad():
+        a, c = net(d, m), net(d * 1000, m)
+    torch.testing.assert_close(a["alpha"], c["alpha"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(a["model_logits"], c["model_logits"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(c["log_s2"] - a["log_s2"],
+                               torch.full((4,), float(np.log(1e6))), atol=1e-4, rtol=0)
+
+
+def test_stream_is_seeded_sharded_and_masks_gaps():
+    s = AnDi1Stream(length=6, seed=3, tokens_per_batch=300, max_batch=8, max_length=80,
+                    gap_probability=1.0, max_gap_rate=0.3)
+    a, b = s.make_batch(2), s.make_batch(2)
+    torch.testing.assert_close(a["disp"], b["disp"])
+    assert a["disp"].shape[0] == min(8, 300 // a["disp"].shape[1])
+    assert (~a["mask"]).any() and (a["disp"][~a["mask"]] == 0).all()
+    assert len(list(s)) == 6
+    assert set(a) >= {"disp", "mask", "alpha", "model", "log_k", "seed"}
+
+
+def test_loss_decreases_on_a_fixed_batch():
+    torch.manual_seed(0)
+    net = TrajectoryNet(width=8, max_width=16, layers=1, heads=2)
+    batch = AnDi1Stream(length=1, seed=0, tokens_per_batch=2000, max_batch=64,
+                        min_length=40, max_length=40).make_batch(0)
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
+    losses = []
+    for _ in range(40):
+        terms = trajectory_loss(net(batch["disp"], batch["mask"]), batch["alpha"],
+                                batch["model"], batch["log_k"])
+        opt.zero_grad()
+        terms["loss"].backward()
+        opt.step()
+        losses.append(float(terms["loss"].detach()))
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+
+
+def test_train_fast_dev_run_and_export_roundtrip(tmp_path):
+    """train.py experiment=trajectory_micro runs, exports a model folder that the registry
+    loads as a TrajectoryEstimator; its predictions equal the network's forward pass."""
+    from smlmnet.diffusion.trajnet.infer import K_COLUMN, TrajectoryEstimator
+    from smlmnet.pretrained import load, read_info
+
+    folder = tmp_path / "model"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "experiment=trajectory_micro",
+         f"hydra.run.dir={tmp_path}", f"export_pretrained={folder}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "train/loss" in proc.stdout
+    info = read_info(folder)
+    assert info["kind"] == "trajectory" and info["training_ranges"]["length_points"] == [10, 60]
+    assert "experiment=trajectory_micro" in info["training_command"]
+    est = load(folder)
+    assert isinstance(est, TrajectoryEstimator)
+
+    b = andi1_batch(np.random.default_rng(1), 3, 30, scale_log10=(2, 2))
+    rows = []
+    for i, p in enumerate(b["positions"]):
+        keep = np.ones(30, bool)
+        if i == 1:
+            keep[10] = False                      # a missing frame inside track 1
+        f = np.flatnonzero(keep)
+        rows.append(pd.DataFrame({C.TRACK_ID: i, C.FRAME: f + 5, C.X_NM: p[f, 0],
+                                  C.Y_NM: p[f, 1]}))
+    tracks = pd.concat(rows, ignore_index=True).sample(frac=1, random_state=0)
+    res = est.predict(tracks, frame_time_s=0.1)
+    assert list(res[C.TRACK_ID]) == [0, 1, 2] and list(res["n_points"]) == [30, 29, 30]
+    present = np.ones((3, 30), bool)
+    present[1, 10] = False
+    disp, mask = displacement_batch(b["positions"] / 1000.0, present)   # nm → µm
+    assert mask[1, 9] == mask[1, 10] == False  # noqa: E712  (both steps touching frame 10)
+    with torch.no_grad():
+        out = est.net(torch.from_numpy(disp), torch.from_numpy(mask))
+    np.testing.assert_allclose(res[C.ALPHA], out["alpha"].numpy(), rtol=1e-5, atol=1e-6)
+    # K in µm²/s^α: ln K = ln K_frame − α ln Δt
+    log_k = (out["log_k_rel"] + out["log_s2"]).numpy() - out["alpha"].numpy() * np.log(0.1)
+    np.testing.assert_allclose(np.log(res[K_COLUMN]), log_k, rtol=1e-4, atol=1e-4)
+    probs = res[[f"p_{m}" for m in MODELS]].to_numpy()
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    assert set(res["model"]) <= set(MODELS)
+
+
+SHIPPED = "trajnet_andi1"
+
+
+@pytest.mark.skipif(not (ROOT / "smlmnet" / "pretrained" / SHIPPED / "model.yaml").is_file(),
+                    reason="no shipped trajectory model")
+def test_shipped_trajectory_model_meets_its_quality_floor():
+    """The shipped weights (hash checked) on 400 fixed AnDi 1 trajectories of 100–300
+    points (seed 4242, not a training or reporting seed): α MAE below the floor and the MSD
+    log-log baseline, model accuracy above the floor. Floors: 1.5× the α MAE and 0.8× the
+    accuracy measured at export on this subset's length range (a swapped or broken weights
+    file scores ≈ 0.5 MAE and 0.2 accuracy); binomial/sampling std at n = 400 is ≈ 0.01."""
+    from smlmnet.diffusion.estimators import LogLogMSD
+    from smlmnet.evaluation.andi1 import _table, andi1_test_set
+    from smlmnet.pretrained import load
+
+    torch.set_num_threads(1)
+    s = andi1_test_set(np.random.default_rng(4242), 400, (100, 300), (0.1, 0.5, 1.0))
+    est = load(SHIPPED)
+    table = _table(s["positions"])
+    res = est.predict(table, frame_time_s=1.0)
+    mae = np.mean(np.abs(res[C.ALPHA].to_numpy() - s["alpha"]))
+    acc = np.mean(np.array([MODELS.index(m) for m in res["model"]]) == s["model"])
+    msd = np.mean(np.abs(LogLogMSD().estimate(table, 1.0)[C.ALPHA].to_numpy() - s["alpha"]))
+    assert mae < ALPHA_MAE_FLOOR and mae < msd, (mae, msd)
+    assert acc > MODEL_ACC_FLOOR, acc
+
+
+# measured on the set above at export time (see the test's docstring); set with the weights
+ALPHA_MAE_FLOOR = 0.30
+MODEL_ACC_FLOOR = 0.55
