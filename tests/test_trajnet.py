@@ -24,10 +24,10 @@ def _net(**kw):
     return TrajectoryNet(**{"width": 8, "max_width": 16, "layers": 1, "heads": 2, **kw}).eval()
 
 
-@pytest.mark.parametrize("layers", [0, 2])
-def test_padded_and_unpadded_inputs_give_identical_outputs(layers):
+@pytest.mark.parametrize("layers,per_step", [(0, False), (2, True)])
+def test_padded_and_unpadded_inputs_give_identical_outputs(layers, per_step):
     torch.set_num_threads(1)
-    net = _net(layers=layers)
+    net = _net(layers=layers, per_step=per_step)
     lengths = [9, 10, 31, 64, 257]
     L = 300
     x = torch.randn(len(lengths), L, 2)
@@ -42,6 +42,8 @@ def test_padded_and_unpadded_inputs_give_identical_outputs(layers):
             alone = net(x[i:i + 1, :n], m[i:i + 1, :n])
             for k in ("alpha", "log_k_rel", "log_s2", "model_logits"):
                 torch.testing.assert_close(out[k][i], alone[k][0], atol=2e-5, rtol=1e-5)
+            for k in ("step_alpha", "step_log_k_rel", "step_cp_logit") if per_step else ():
+                torch.testing.assert_close(out[k][i, :n], alone[k][0], atol=2e-5, rtol=1e-5)
     # and the outputs do depend on the valid steps (the test can fail)
     y = x.clone()
     y[0, 3] += 5.0
@@ -62,6 +64,33 @@ def test_outputs_are_scale_invariant_and_log_k_moves_with_the_unit():
                                torch.full((4,), float(np.log(1e6))), atol=1e-4, rtol=0)
 
 
+def test_pick_changepoints_peaks_above_threshold_and_apart():
+    from smlmnet.diffusion.trajnet.infer import pick_changepoints
+
+    p = np.zeros(100)
+    p[[20, 22, 60]] = [0.9, 0.8, 0.6]
+    p[80] = 0.3
+    assert pick_changepoints(p, 0.5) == [20, 60]
+    assert pick_changepoints(p, 0.2) == [20, 60, 80]
+    assert pick_changepoints(p, 0.95) == []
+    assert pick_changepoints(np.array([np.nan, 0.9]), 0.5) == [1]
+
+
+def test_two_segment_tracks_have_their_changepoint_where_stated():
+    from smlmnet.simulate.andi1 import two_segment_batch
+
+    b = two_segment_batch(np.random.default_rng(3), 20, 200, models=("fbm",),
+                          noise_levels=(0.0,), jump_log10=(1.0, 1.0))
+    d = np.linalg.norm(np.diff(b["positions"], axis=1), axis=-1)
+    for i, c in enumerate(b["cp"]):
+        assert 5 <= c <= 194
+        # steps 10× larger after the changepoint
+        assert np.median(d[i, c:]) > 4 * np.median(d[i, :c])
+        assert (b["step_alpha"][i, :c] == b["step_alpha"][i, 0]).all()
+        assert np.allclose(b["step_logK"][i, c:] - b["step_logK"][i, :c].mean(),
+                           np.log(100), atol=2.0)
+
+
 def test_stream_is_seeded_sharded_and_masks_gaps():
     s = AnDi1Stream(length=6, seed=3, tokens_per_batch=300, max_batch=8, max_length=80,
                     gap_probability=1.0, max_gap_rate=0.3)
@@ -75,14 +104,17 @@ def test_stream_is_seeded_sharded_and_masks_gaps():
 
 def test_loss_decreases_on_a_fixed_batch():
     torch.manual_seed(0)
-    net = TrajectoryNet(width=8, max_width=16, layers=1, heads=2)
+    net = TrajectoryNet(width=8, max_width=16, layers=1, heads=2, per_step=True)
     batch = AnDi1Stream(length=1, seed=0, tokens_per_batch=2000, max_batch=64,
-                        min_length=40, max_length=40).make_batch(0)
+                        min_length=40, max_length=40,
+                        changepoint_probability=0.3).make_batch(0)
+    assert (batch["cp"] >= 0).any() and (batch["cp"] < 0).any()
     opt = torch.optim.Adam(net.parameters(), 3e-3)
     losses = []
     for _ in range(40):
         terms = trajectory_loss(net(batch["disp"], batch["mask"]), batch["alpha"],
-                                batch["model"], batch["log_k"])
+                                batch["model"], batch["log_k"], batch=batch)
+        assert {"cp_bce", "step_alpha_l1", "alpha_l1"} <= set(terms)
         opt.zero_grad()
         terms["loss"].backward()
         opt.step()
@@ -105,6 +137,7 @@ def test_train_fast_dev_run_and_export_roundtrip(tmp_path):
     assert "train/loss" in proc.stdout
     info = read_info(folder)
     assert info["kind"] == "trajectory" and info["training_ranges"]["length_points"] == [10, 60]
+    assert info["thresholds"]["changepoint"] in [r["threshold"] for r in info["threshold_scan"]]
     assert "experiment=trajectory_micro" in info["training_command"]
     est = load(folder)
     assert isinstance(est, TrajectoryEstimator)
@@ -134,6 +167,13 @@ def test_train_fast_dev_run_and_export_roundtrip(tmp_path):
     probs = res[[f"p_{m}" for m in MODELS]].to_numpy()
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
     assert set(res["model"]) <= set(MODELS)
+    assert "changepoints" in res and (res["n_changepoints"] >= 0).all()
+    steps = est.predict_steps(tracks, frame_time_s=0.1)
+    assert len(steps) == 3 * 29 and steps[C.FRAME].min() == 5
+    s1 = steps[steps[C.TRACK_ID] == 1].reset_index(drop=True)
+    assert s1["changepoint_probability"].isna().sum() == 2     # the two steps of the gap
+    np.testing.assert_allclose(s1[C.ALPHA].to_numpy()[mask[1]],
+                               out["step_alpha"][1].numpy()[mask[1]], rtol=1e-5, atol=1e-6)
 
 
 SHIPPED = "trajnet_andi1"
@@ -166,3 +206,62 @@ def test_shipped_trajectory_model_meets_its_quality_floor():
 # measured on the set above at export time (see the test's docstring); set with the weights
 ALPHA_MAE_FLOOR = 0.30
 MODEL_ACC_FLOOR = 0.55
+
+
+@pytest.mark.skipif(not (ROOT / "smlmnet" / "pretrained" / SHIPPED / "model.yaml").is_file(),
+                    reason="no shipped trajectory model")
+@pytest.mark.parametrize("fmt", ["smlmnet", "trackpy", "trackmate"])
+def test_analyze_tracks_cli_in_physical_units(fmt, tmp_path):
+    """Brownian tracks (D = 0.5 µm²/s, Δt = 10 ms, 10 nm noise ≪ the 100 nm step) in three
+    table formats: median α within 0.15 of 1 and median K within 30 % of D (per-track K from
+    200 points has a relative spread ≈ 10 %, so the median of 40 is far inside)."""
+    from smlmnet.cli import main
+    from smlmnet.io.tables import read_tracks_csv
+
+    rng = np.random.default_rng(11)
+    D, dt, n, T = 0.5, 0.01, 40, 200
+    xy = np.cumsum(rng.normal(0, np.sqrt(2 * D * dt), (n, T, 2)), axis=1) * 1000 + 5000
+    xy += rng.normal(0, 10, xy.shape)                                    # nm
+    tid, frame = np.repeat(np.arange(n), T), np.tile(np.arange(T), n)
+    x, y = xy[..., 0].ravel(), xy[..., 1].ravel()
+    path = tmp_path / "tracks.csv"
+    extra = []
+    if fmt == "smlmnet":
+        pd.DataFrame({C.TRACK_ID: tid, C.FRAME: frame, C.X_NM: x, C.Y_NM: y}).to_csv(path,
+                                                                                   index=False)
+    elif fmt == "trackpy":
+        pd.DataFrame({"frame": frame, "particle": tid, "x": x / 100 - 0.5,
+                      "y": y / 100 - 0.5}).to_csv(path, index=False)
+        extra = ["--pixel-size-nm", "100"]
+    else:
+        df = pd.DataFrame({"LABEL": "ID", "TRACK_ID": tid, "FRAME": frame,
+                           "POSITION_X": x / 1000, "POSITION_Y": y / 1000})
+        head = pd.DataFrame([{"LABEL": "Label", "TRACK_ID": "Track ID", "FRAME": "Frame",
+                              "POSITION_X": "X", "POSITION_Y": "Y"},
+                             {"LABEL": "", "TRACK_ID": "", "FRAME": "", "POSITION_X": "(micron)",
+                              "POSITION_Y": "(micron)"}])
+        pd.concat([head, df.astype(object)]).to_csv(path, index=False)
+    tracks, detected = read_tracks_csv(path, 100 if fmt == "trackpy" else None)
+    assert detected == fmt
+    np.testing.assert_allclose(tracks[C.X_NM].to_numpy(), x, rtol=1e-9, atol=1e-6)
+    out = tmp_path / "diffusion.csv"
+    assert main([ "analyze-tracks", str(path), "--frame-time-s", str(dt), "-o", str(out),
+                 "--threads", "1", *extra]) == 0
+    res = pd.read_csv(out)
+    assert len(res) == n
+    assert abs(res[C.ALPHA].median() - 1.0) < 0.15
+    assert abs(res["K [um^2/s^alpha]"].median() / D - 1) < 0.3
+    assert abs(res["msd_loglog alpha"].median() - 1.0) < 0.15
+
+
+def test_read_tracks_csv_refuses_pixels_without_a_pixel_size(tmp_path):
+    from smlmnet.io.tables import read_tracks_csv
+
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"frame": [0, 1], "particle": [0, 0], "x": [1.0, 2.0], "y": [1.0, 1.0]}
+                 ).to_csv(path, index=False)
+    with pytest.raises(ValueError, match="pixel size"):
+        read_tracks_csv(path)
+    pd.DataFrame({"a": [1]}).to_csv(path, index=False)
+    with pytest.raises(ValueError, match="not a tracks table"):
+        read_tracks_csv(path)

@@ -226,3 +226,58 @@ def andi1_batch(rng: np.random.Generator, n: int, T: int, models=MODELS,
     logK += 2 * np.log(scale) - np.log(std).sum(axis=1)
     index = np.array([MODELS.index(m) for m in models])[label]
     return {"positions": out, "alpha": alpha, "model": index, "noise": noise, "logK": logK}
+
+
+def _normalized_segment(rng, model: str, alpha: np.ndarray, n: int, T: int):
+    """``n`` trajectories of ``T`` points normalized to unit step std per dimension, and the
+    ln K of fBM ones in those units (NaN for the other models)."""
+    x = simulate_model(rng, model, alpha, n, T)
+    std = np.diff(x, axis=1).std(axis=1)                   # (n, 2)
+    std = np.where(std > 0, std, 1.0)
+    logK = (np.log(0.5) - np.log(std).sum(axis=1)) if model == "fbm" else np.full(n, np.nan)
+    return (x - x[:, :1]) / std[:, None, :], logK
+
+
+def two_segment_batch(rng: np.random.Generator, n: int, T: int, models=MODELS,
+                      noise_levels=NOISE_LEVELS, scale_log10: tuple[float, float] = (0.0, 0.0),
+                      jump_log10: tuple[float, float] = (-1.0, 1.0), min_segment: int = 5):
+    """``n`` trajectories of ``T`` points with one changepoint (AnDi 1 task 3 style, 2D): the
+    first displacement of the second segment is ``cp`` ~ U[min_segment, T−1−min_segment];
+    each segment has its own model and α (uniform, as :func:`andi1_batch`), is normalized to
+    unit step std, and the second one's steps are multiplied by 10^U(``jump_log10``) (a jump
+    of D by that factor squared); then AnDi 1's normalization, noise and a global scale.
+
+    Returns a dict: ``positions`` ``(n, T, 2)``; ``cp`` ``(n,)``; per displacement
+    ``step_alpha`` ``(n, T−1)``, ``step_logK`` ``(n, T−1)`` (ln K of fBM segments in the
+    returned units, NaN otherwise); ``noise`` ``(n,)``.
+    """
+    if T < 2 * min_segment + 2:
+        raise ValueError(f"T={T} is too short for two segments of >= {min_segment} steps")
+    models = [m if isinstance(m, str) else MODELS[int(m)] for m in models]
+    cp = rng.integers(min_segment, T - 1 - min_segment + 1, size=n)
+    pos = np.empty((n, T, 2))
+    step_alpha = np.empty((n, T - 1))
+    step_logK = np.empty((n, T - 1))
+    for i in range(n):
+        c = int(cp[i])
+        segs = []
+        for lo_pt, npts in ((0, c + 1), (c, T - c)):
+            m = models[int(rng.integers(len(models)))]
+            a = float(rng.choice(alpha_grid(m)))
+            x, lk = _normalized_segment(rng, m, a, 1, npts)
+            segs.append((x[0], a, lk[0]))
+        f = 10 ** rng.uniform(*jump_log10)
+        (xa, aa, ka), (xb, ab, kb) = segs
+        pos[i, :c + 1] = xa
+        pos[i, c + 1:] = xa[-1] + f * xb[1:]
+        step_alpha[i, :c], step_alpha[i, c:] = aa, ab
+        step_logK[i, :c], step_logK[i, c:] = ka, kb + 2 * np.log(f)
+    std = np.diff(pos, axis=1).std(axis=1)
+    std = np.where(std > 0, std, 1.0)
+    noise = rng.choice(np.asarray(noise_levels, float), size=n)
+    pos = andi1_noise(rng, pos, noise)
+    scale = 10 ** rng.uniform(*scale_log10, size=n)
+    pos *= scale[:, None, None]
+    step_logK += (2 * np.log(scale) - np.log(std).sum(axis=1))[:, None]
+    return {"positions": pos, "cp": cp, "step_alpha": step_alpha, "step_logK": step_logK,
+            "noise": noise}

@@ -19,7 +19,8 @@ class TrajectoryModule(L.LightningModule):
     """Args: net (built by Hydra), lr (peak), weight_decay, w_model / w_k (loss weights)."""
 
     def __init__(self, net: TrajectoryNet, lr: float = 2e-3, weight_decay: float = 0.01,
-                 w_model: float = 0.5, w_k: float = 0.2):
+                 w_model: float = 0.5, w_k: float = 0.2, w_step: float = 0.5,
+                 w_step_k: float = 0.1, w_cp: float = 0.5):
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
         self.hparams["net_config"] = net.config()
@@ -30,8 +31,9 @@ class TrajectoryModule(L.LightningModule):
 
     def _step(self, batch):
         out = self.net(batch["disp"], batch["mask"])
+        h = self.hparams
         terms = trajectory_loss(out, batch["alpha"], batch["model"], batch["log_k"],
-                                self.hparams.w_model, self.hparams.w_k)
+                                h.w_model, h.w_k, batch, h.w_step, h.w_step_k, h.w_cp)
         return out, terms
 
     def training_step(self, batch, batch_idx):
@@ -43,10 +45,12 @@ class TrajectoryModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         out, terms = self._step(batch)
         B = batch["alpha"].shape[0]
-        acc = (out["model_logits"].argmax(1) == batch["model"]).float().mean()
+        single = batch["model"] >= 0
+        acc = (out["model_logits"].argmax(1) == batch["model"])[single].float().mean()
         self.log_dict({f"val/{k}": v for k, v in terms.items()}, batch_size=B, sync_dist=True)
         self.log("val/alpha_mae", terms["alpha_l1"], batch_size=B, sync_dist=True)
-        self.log("val/model_f1", acc, batch_size=B, sync_dist=True)
+        if single.any():
+            self.log("val/model_f1", acc, batch_size=B, sync_dist=True)
 
     def configure_optimizers(self):
         """AdamW, linear warm-up over 5 % of the planned steps, cosine down to 5 %."""
@@ -82,7 +86,7 @@ class TrajectoryDataModule(L.LightningDataModule):
                  num_workers: int = 0, stream: dict | None = None):
         super().__init__()
         stream = dict(stream or {})
-        for key in ("models", "noise_levels", "scale_log10"):
+        for key in ("models", "noise_levels", "scale_log10", "jump_log10"):
             if key in stream:
                 stream[key] = [v if isinstance(v, str) else float(v) for v in stream[key]]
         self.save_hyperparameters()
@@ -116,7 +120,9 @@ class TrajectoryDataModule(L.LightningDataModule):
                 "noise_sigma_over_step_std": list(s.noise_levels) or list(NOISE_LEVELS),
                 "scale_log10": list(s.scale_log10),
                 "missing_frames": {"batch_probability": s.gap_probability,
-                                   "max_rate": s.max_gap_rate}}
+                                   "max_rate": s.max_gap_rate},
+                "two_segment_share": s.changepoint_probability,
+                "segment_step_factor_log10": list(s.jump_log10)}
 
 
 def _alpha_ranges(models):

@@ -28,6 +28,12 @@ Shapes: ``disp`` ``(B, L, 2)`` float displacements (any length unit, one frame a
 ``mask`` ``(B, L)`` bool. Outputs (dict): ``alpha`` ``(B,)``, ``log_k_rel`` ``(B,)``
 (= log(K·Δt^α / s²) with K from MSD = 4Kτ^α), ``log_s2`` ``(B,)`` (log s², input units²),
 ``model_logits`` ``(B, n_models)``. log K in input units²/frame^α = ``log_k_rel + log_s2``.
+
+Per-step outputs (``per_step=True``): the transformer tokens are repeated back to every step,
+merged with the full-resolution conv features and decoded by a residual block into
+``step_alpha`` ``(B, L)``, ``step_log_k_rel`` ``(B, L)`` (log K of the segment holding the
+step, relative to s² like ``log_k_rel``) and ``step_cp_logit`` ``(B, L)`` (logit of "a new
+segment starts within ±1 step of this displacement"; changepoints by peak picking, :mod:`.infer`).
 """
 
 from __future__ import annotations
@@ -92,10 +98,12 @@ class TrajectoryNet(nn.Module):
     """
 
     def __init__(self, width: int = 32, max_width: int = 96, blocks: int = 1, n_down: int = 2,
-                 layers: int = 2, heads: int = 4, n_models: int = 5, dropout: float = 0.0):
+                 layers: int = 2, heads: int = 4, n_models: int = 5, dropout: float = 0.0,
+                 per_step: bool = False):
         super().__init__()
         self.width, self.max_width, self.blocks, self.n_down = width, max_width, blocks, n_down
         self.layers, self.heads, self.n_models, self.dropout = layers, heads, n_models, dropout
+        self.per_step = bool(per_step)
         self.stem = nn.Conv1d(N_FEATURES, width, 5, padding=2)
         self.stages = nn.ModuleList()
         self.downs = nn.ModuleList()
@@ -119,12 +127,17 @@ class TrajectoryNet(nn.Module):
         self.alpha_head = nn.Linear(2 * c, 1)
         self.k_head = nn.Linear(2 * c, 1)
         self.model_head = nn.Linear(2 * c, n_models)
+        if self.per_step:
+            # tokens upsampled back to every step, merged with the full-resolution features
+            self.step_merge = nn.Conv1d(c + width, width, 5, padding=2)
+            self.step_block = ResBlock(width, dilation=1)
+            self.step_head = nn.Conv1d(width, 3, 1)   # α, log K rel, changepoint logit
 
     def config(self) -> dict:
         """Constructor arguments (rebuild the network from a checkpoint or model folder)."""
         return {"width": self.width, "max_width": self.max_width, "blocks": self.blocks,
                 "n_down": self.n_down, "layers": self.layers, "heads": self.heads,
-                "n_models": self.n_models, "dropout": self.dropout}
+                "n_models": self.n_models, "dropout": self.dropout, "per_step": self.per_step}
 
     @staticmethod
     def features(disp: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,9 +161,12 @@ class TrajectoryNet(nn.Module):
         x, log_s2 = self.features(disp, mask)
         m = mask.to(x.dtype)[:, None]
         x = self.stem(x) * m
+        m0 = m
         for level, stage in enumerate(self.stages):
             for block in stage:
                 x = block(x, m)
+            if level == 0:
+                full = x
             if level < self.n_down:
                 x = self.downs[level](x)
                 m = m[..., ::2]
@@ -166,7 +182,15 @@ class TrajectoryNet(nn.Module):
         mx = tokens.masked_fill(~valid[..., None], -1e4).max(1).values
         n_steps = mask.to(x.dtype).sum(1).clamp(min=1)
         h = self.trunk(torch.cat([mean, mx, torch.log(n_steps)[:, None] / 5], 1))
-        return {"alpha": 2 * torch.sigmoid(self.alpha_head(h)[:, 0]),
-                "log_k_rel": self.k_head(h)[:, 0],
-                "log_s2": log_s2,
-                "model_logits": self.model_head(h)}
+        out = {"alpha": 2 * torch.sigmoid(self.alpha_head(h)[:, 0]),
+               "log_k_rel": self.k_head(h)[:, 0],
+               "log_s2": log_s2,
+               "model_logits": self.model_head(h)}
+        if self.per_step:
+            up = tokens.transpose(1, 2).repeat_interleave(mult, dim=2) * m0
+            y = self.step_merge(torch.cat([full, up], 1)) * m0
+            y = self.step_head(F.gelu(self.step_block(y, m0)))[..., :L]
+            out["step_alpha"] = 2 * torch.sigmoid(y[:, 0])
+            out["step_log_k_rel"] = y[:, 1]
+            out["step_cp_logit"] = y[:, 2]
+        return out
