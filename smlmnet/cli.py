@@ -385,8 +385,9 @@ def cmd_models(args) -> int:
     print(f"{len(rows)} shipped model(s); kinds known: {', '.join(kinds())}")
     for r in rows:
         v = r["validation"]
-        metrics = ", ".join(f"{k} {v[k]:.3g}" for k in ("jaccard [%]", "rmse_lateral [nm]",
-                                                         "efficiency [%]") if k in v)
+        metrics = ", ".join(f"{k} {v[k]:.3g}" for k in (
+            "jaccard [%]", "rmse_lateral [nm]", "efficiency [%]", "alpha_mae",
+            "model_f1_micro", "cp_jaccard") if k in v)
         print(f"\n{r['name']}  [{r['kind']}]  sha256 {r['weights_sha256']}…  {r['path']}")
         for key, rng in r["training_ranges"].items():
             if isinstance(rng, list) and len(rng) == 2 and all(

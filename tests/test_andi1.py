@@ -107,3 +107,17 @@ def test_andi1_batch_normalization_and_labels():
                       noise_levels=(1.0,))
     var = np.diff(c["positions"], axis=1).var(axis=1).mean()
     assert abs(var - 3.0) < 0.15
+
+
+def test_andi1_batch_full_length_cuts_after_the_noise():
+    # SBM with α = 2: the first 50 of 1000 steps are far smaller than the 1000-step std, so
+    # noise σ = 1 (relative to the long trajectory) dominates the kept part
+    kw = dict(models=("sbm",), noise_levels=(1.0,))
+    a = A.andi1_batch(np.random.default_rng(0), 50, 50, **kw)
+    b = A.andi1_batch(np.random.default_rng(0), 50, 50, full_length=1000, **kw)
+    assert a["positions"].shape == b["positions"].shape == (50, 50, 2)
+    sbm2 = b["alpha"] >= 1.5
+    lag1 = lambda x: np.diff(x, axis=1).var(axis=1).mean(axis=1)  # noqa: E731
+    # pure noise: lag-1 variance 2σ² = 2 and strongly anticorrelated steps
+    assert abs(np.median(lag1(b["positions"][sbm2])) - 2.0) < 0.3
+    assert np.median(lag1(a["positions"][a["alpha"] >= 1.5])) > 2.5

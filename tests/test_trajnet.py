@@ -265,3 +265,19 @@ def test_read_tracks_csv_refuses_pixels_without_a_pixel_size(tmp_path):
     pd.DataFrame({"a": [1]}).to_csv(path, index=False)
     with pytest.raises(ValueError, match="not a tracks table"):
         read_tracks_csv(path)
+
+
+def test_classical_changepoint_finds_a_jump_in_D_and_not_noise():
+    from smlmnet.diffusion.changepoint import single_changepoint
+
+    rng = np.random.default_rng(5)
+    found, false = [], 0
+    for _ in range(30):
+        d = rng.normal(0, 1, (200, 2))
+        d[120:] *= 3.0                                  # D ×9 from step 120
+        found += single_changepoint(d)
+        false += len(single_changepoint(rng.normal(0, 1, (200, 2))))
+    err = np.abs(np.array(found) - 120)
+    # within AnDi's 10-frame gate, mostly within a step or two
+    assert len(found) == 30 and err.max() < 10 and np.median(err) <= 2
+    assert false <= 2

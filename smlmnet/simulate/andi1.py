@@ -191,7 +191,8 @@ def andi1_noise(rng: np.random.Generator, positions: np.ndarray, sigma) -> np.nd
 
 
 def andi1_batch(rng: np.random.Generator, n: int, T: int, models=MODELS,
-                noise_levels=NOISE_LEVELS, scale_log10: tuple[float, float] = (0.0, 0.0)):
+                noise_levels=NOISE_LEVELS, scale_log10: tuple[float, float] = (0.0, 0.0),
+                full_length: int | None = None):
     """``n`` AnDi 1 task 1/2 trajectories of length ``T`` (2D): model uniform among
     ``models``, α uniform on that model's AnDi grid, AnDi 1 normalization and noise σ drawn
     from ``noise_levels``, then every trajectory multiplied by 10^U(scale_log10) (training
@@ -203,6 +204,8 @@ def andi1_batch(rng: np.random.Generator, n: int, T: int, models=MODELS,
     not defined the same way for them).
     """
     models = [m if isinstance(m, str) else MODELS[int(m)] for m in models]
+    T_keep = T
+    T = max(T, int(full_length or 0))
     label = rng.integers(len(models), size=n)
     alpha = np.empty(n)
     out = np.empty((n, T, 2))
@@ -225,7 +228,7 @@ def andi1_batch(rng: np.random.Generator, n: int, T: int, models=MODELS,
     out *= scale[:, None, None]
     logK += 2 * np.log(scale) - np.log(std).sum(axis=1)
     index = np.array([MODELS.index(m) for m in models])[label]
-    return {"positions": out, "alpha": alpha, "model": index, "noise": noise, "logK": logK}
+    return {"positions": np.ascontiguousarray(out[:, :T_keep]), "alpha": alpha, "model": index, "noise": noise, "logK": logK}
 
 
 def _normalized_segment(rng, model: str, alpha: np.ndarray, n: int, T: int):

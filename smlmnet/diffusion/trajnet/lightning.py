@@ -122,7 +122,8 @@ class TrajectoryDataModule(L.LightningDataModule):
                 "missing_frames": {"batch_probability": s.gap_probability,
                                    "max_rate": s.max_gap_rate},
                 "two_segment_share": s.changepoint_probability,
-                "segment_step_factor_log10": list(s.jump_log10)}
+                "segment_step_factor_log10": list(s.jump_log10),
+                "noise_normalized_at_length": s.full_length or "track length"}
 
 
 def _alpha_ranges(models):

@@ -56,6 +56,8 @@ class AnDi1Stream(IterableDataset):
         gap_probability, max_gap_rate: missing-frame augmentation (see module docstring).
         changepoint_probability: share of two-segment trajectories (see module docstring).
         jump_log10: range of log10 of the step-size factor between the two segments.
+        full_length: normalize and noise single-segment trajectories at this length before
+            cutting them to T, like andi-datasets' challenge generator (``None``: at T).
 
     Each item (already a batch; use ``DataLoader(batch_size=None)``) is a dict of tensors:
     ``disp`` ``(B, T−1, 2)`` float32, ``mask`` ``(B, T−1)`` bool, ``alpha`` ``(B,)``,
@@ -70,7 +72,8 @@ class AnDi1Stream(IterableDataset):
                  models=MODELS, noise_levels=NOISE_LEVELS,
                  scale_log10: tuple[float, float] = (-2.0, 2.0), gap_probability: float = 0.0,
                  max_gap_rate: float = 0.1, changepoint_probability: float = 0.0,
-                 jump_log10: tuple[float, float] = (-1.0, 1.0)) -> None:
+                 jump_log10: tuple[float, float] = (-1.0, 1.0),
+                 full_length: int | None = None) -> None:
         super().__init__()
         if not 2 <= min_length <= max_length:
             raise ValueError(f"need 2 <= min_length <= max_length; got {min_length}, "
@@ -84,6 +87,7 @@ class AnDi1Stream(IterableDataset):
         self.gap_probability, self.max_gap_rate = float(gap_probability), float(max_gap_rate)
         self.changepoint_probability = float(changepoint_probability)
         self.jump_log10 = tuple(float(v) for v in jump_log10)
+        self.full_length = int(full_length) if full_length else None
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -100,7 +104,8 @@ class AnDi1Stream(IterableDataset):
         rng = np.random.default_rng(s)
         T = int(rng.integers(self.min_length, self.max_length + 1))
         B = int(max(1, min(self.max_batch, self.tokens_per_batch // (T - 1))))
-        b = andi1_batch(rng, B, T, self.models, self.noise_levels, self.scale_log10)
+        b = andi1_batch(rng, B, T, self.models, self.noise_levels, self.scale_log10,
+                        self.full_length)
         step_alpha = np.repeat(b["alpha"][:, None], T - 1, axis=1)
         step_log_k = np.repeat(b["logK"][:, None], T - 1, axis=1)
         cp = np.full(B, -1, np.int64)
