@@ -447,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     def add_analysis_options(p):
-        from smlmnet.models.registry import list_models
+        from smlmnet.models.registry import list_models, read_info
 
         p.add_argument("--localizer", choices=["auto", "decode", "mle", "centroid"],
                        default="auto",
@@ -455,7 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "the movie, specialists first, with the MLE fit as the fallback; "
                        "decode: --model (then MLE); mle/centroid: classical fits")
         p.add_argument("--model", default=None,
-                       help="a model folder or a shipped model: " + ", ".join(list_models())
+                       help="a model folder or a shipped localizer: " + ", ".join(
+                           n for n in list_models() if read_info(n)["kind"] == "localizer")
                        + " (see `smlmnet models`)")
         p.add_argument("--force-model", action="store_true",
                        help="use the model even outside its training ranges or when its "

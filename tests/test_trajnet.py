@@ -310,3 +310,13 @@ def test_classical_changepoint_finds_a_jump_in_D_and_not_noise():
     # within AnDi's 10-frame gate, mostly within a step or two
     assert len(found) == 30 and err.max() < 10 and np.median(err) <= 2
     assert false <= 2
+
+
+@pytest.mark.skipif(not _shipped(SHIPPED), reason="no shipped trajectory model")
+def test_a_trajectory_model_is_refused_as_a_localizer():
+    from smlmnet.guard import select_localizer
+    from smlmnet.simulate import load_config, simulate
+
+    movie = simulate(load_config("sptpalm_membrane", ["n_frames=2", "fov.shape_px=[16,16]"])).movie
+    with pytest.raises(ValueError, match="analyze-tracks"):
+        select_localizer("decode", movie, 110.0, model=SHIPPED)
