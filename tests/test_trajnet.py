@@ -208,6 +208,10 @@ def test_shipped_trajectory_model_meets_its_quality_floor(name):
     acc = np.mean(np.array([MODELS.index(m) for m in res["model"]]) == s["model"])
     msd = np.mean(np.abs(LogLogMSD().estimate(table, 1.0)[C.ALPHA].to_numpy() - s["alpha"]))
     mae_floor, acc_floor = FLOORS[name]
+    from smlmnet.models.registry import model_dir, read_info, render_model_card
+
+    # the card is generated from model.yaml, never edited by hand
+    assert (model_dir(name) / "MODEL_CARD.md").read_text() == render_model_card(read_info(name))
     assert mae < mae_floor and mae < msd, (mae, msd)
     assert acc > acc_floor, acc
 

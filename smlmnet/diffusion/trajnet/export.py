@@ -111,7 +111,9 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
             "validation_split": f"{len(datamodule.test_set)} independent test batches (seed "
                                 f"{datamodule.test_set.seed}), AnDi 1 mix, lengths "
                                 f"{datamodule.test_set.min_length}–"
-                                f"{datamodule.test_set.max_length}",
+                                f"{datamodule.test_set.max_length} (one length per batch, batch "
+                                "size ∝ 1/(T−1): short tracks dominate this per-track average; "
+                                "evaluate.py benchmark=andi1 draws lengths per track)",
             "validation": test,
             **extra,
             "limits": str(cfg.get("model_limits") or "")}
