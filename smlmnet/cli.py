@@ -6,6 +6,7 @@
     smlmnet presets                    list the simulation presets
     smlmnet analyze MOVIE.tif [-o FOLDER]   localize, link and measure diffusion
     smlmnet calibrate MOVIE.tif [-o FOLDER] camera gain/offset, PSF, background from the movie
+    smlmnet analyze-tracks TRACKS.csv --frame-time-s T   per-track α, K and motion model
 """
 
 from __future__ import annotations
@@ -279,6 +280,32 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def cmd_analyze_tracks(args) -> int:
+    from smlmnet.data import contracts as C
+    from smlmnet.diffusion.estimators import LogLogMSD
+    from smlmnet.io.tables import read_tracks_csv, write_csv
+    from smlmnet.models.registry import load
+
+    _set_threads(args)
+    tracks, fmt = read_tracks_csv(args.tracks, args.pixel_size_nm, args.length_unit)
+    lengths = tracks.groupby(C.TRACK_ID).size()
+    keep = lengths.index[lengths >= args.min_length]
+    tracks = tracks[tracks[C.TRACK_ID].isin(keep)]
+    if tracks.empty:
+        raise ValueError(f"{args.tracks}: no track has >= {args.min_length} points")
+    est = load(args.model)
+    table = est.predict(tracks, args.frame_time_s)
+    msd = LogLogMSD().estimate(tracks, args.frame_time_s)
+    table["msd_loglog alpha"] = msd.set_index(C.TRACK_ID)[C.ALPHA].reindex(
+        table[C.TRACK_ID]).to_numpy()
+    out = Path(args.output) if args.output else \
+        Path(args.tracks).with_name(Path(args.tracks).stem + "_diffusion.csv")
+    write_csv(table, out, overwrite=args.overwrite)
+    print(f"{len(table)} tracks ({fmt} table, >= {args.min_length} points) analysed with "
+          f"{args.model}: median alpha {table[C.ALPHA].median():.3g}; wrote {out}")
+    return 0
+
+
 def cmd_calibrate(args) -> int:
     from smlmnet.calibrate import calibrate_tiff, write_calibration
 
@@ -360,8 +387,9 @@ def cmd_models(args) -> int:
     print(f"{len(rows)} shipped model(s); kinds known: {', '.join(kinds())}")
     for r in rows:
         v = r["validation"]
-        metrics = ", ".join(f"{k} {v[k]:.3g}" for k in ("jaccard [%]", "rmse_lateral [nm]",
-                                                         "efficiency [%]") if k in v)
+        metrics = ", ".join(f"{k} {v[k]:.3g}" for k in (
+            "jaccard [%]", "rmse_lateral [nm]", "efficiency [%]", "alpha_mae",
+            "model_f1_micro", "cp_jaccard") if k in v)
         print(f"\n{r['name']}  [{r['kind']}]  sha256 {r['weights_sha256']}…  {r['path']}")
         for key, rng in r["training_ranges"].items():
             if isinstance(rng, list) and len(rng) == 2 and all(
@@ -421,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     def add_analysis_options(p):
-        from smlmnet.models.registry import list_models
+        from smlmnet.models.registry import list_models, read_info
 
         p.add_argument("--localizer", choices=["auto", "decode", "mle", "centroid"],
                        default="auto",
@@ -429,7 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "the movie, specialists first, with the MLE fit as the fallback; "
                        "decode: --model (then MLE); mle/centroid: classical fits")
         p.add_argument("--model", default=None,
-                       help="a model folder or a shipped model: " + ", ".join(list_models())
+                       help="a model folder or a shipped localizer: " + ", ".join(
+                           n for n in list_models() if read_info(n)["kind"] == "localizer")
                        + " (see `smlmnet models`)")
         p.add_argument("--force-model", action="store_true",
                        help="use the model even outside its training ranges or when its "
@@ -472,6 +501,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true")
     add_analysis_options(p)
     p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("analyze-tracks", help="per-track alpha, K and AnDi motion model of a "
+                       "tracks table (smlmnet, trackpy or TrackMate CSV) with the trajectory "
+                       "network")
+    p.add_argument("tracks", help="tracks CSV: smlmnet (track_id, frame, x [nm], y [nm]), "
+                   "trackpy (particle, frame, x, y in px) or TrackMate spots (TRACK_ID, FRAME, "
+                   "POSITION_X, POSITION_Y)")
+    p.add_argument("--frame-time-s", type=float, required=True, help="time between frames, s")
+    p.add_argument("--pixel-size-nm", type=float, default=None,
+                   help="pixel size for tables in pixels (trackpy; TrackMate with --length-unit "
+                   "px)")
+    p.add_argument("--length-unit", choices=["nm", "um", "px"], default=None,
+                   help="unit of TrackMate's POSITION_X/Y (default um)")
+    p.add_argument("--model", default="trajnet_andi1",
+                   help="a shipped trajectory model or a model folder (kind trajectory)")
+    p.add_argument("--min-length", type=int, default=10, help="shortest track analysed, points")
+    p.add_argument("-o", "--output", default=None,
+                   help="output CSV (default: TRACKS_diffusion.csv next to the input)")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="torch threads")
+    p.set_defaults(func=cmd_analyze_tracks)
 
     p = sub.add_parser("calibrate", help="measure camera gain/offset, PSF sigma, background, "
                        "photons and density from a TIFF movie itself")

@@ -282,7 +282,7 @@ def select_localizer(request: str, movie: Movie, psf_sigma_nm: float, *,
     fit and the guard's facts.
     """
     from smlmnet.localize.base import SpotFitLocalizer
-    from smlmnet.models.registry import load
+    from smlmnet.models.registry import load, read_info
 
     classical = SpotFitLocalizer("mle" if request == "auto" or request == "decode" else request,
                                  psf_sigma_nm=psf_sigma_nm, threshold=threshold)
@@ -295,6 +295,12 @@ def select_localizer(request: str, movie: Movie, psf_sigma_nm: float, *,
         names = [model] if model else shipped_localizers()
     else:
         raise ValueError(f"unknown localizer {request!r}: use auto, decode, mle or centroid")
+    for n in names:
+        kind = read_info(n)["kind"]
+        if kind != "localizer":
+            raise ValueError(f"model {n!r} is a {kind} model, not a localizer"
+                             + ("; use `smlmnet analyze-tracks` for tracks" if kind ==
+                                "trajectory" else ""))
     learned = [load(n, batch_frames=batch_frames) for n in names]
     return GuardedLocalizer([*learned, classical], facts, force=force,
                             explicit=request == "decode" or model is not None)

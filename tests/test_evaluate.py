@@ -24,6 +24,8 @@ TINY = {
                 "benchmark.scaling.skip=[laptrack]"],
     "diffusion": ["benchmark.n_tracks=20", "benchmark.n_points=20", "benchmark.epsilons=[0,2]"],
     "andi_alpha": ["benchmark.n_trajectories=20", "benchmark.lengths=[10,50]"],
+    "andi1": ["benchmark.seeds=[1,2]", "benchmark.n_trajectories=10", "benchmark.n_short=5",
+              "benchmark.max_length=60", "benchmark.cp_n=10", "benchmark.cp_length=40"],
     "generalist": ["benchmark.seeds=[1,2]",
                    "benchmark.regimes=[{name: tiny, preset: decode_sptpalm, methods: "
                    "[specialist, mle], psf_sigma_px: [1.1], cameras: [emccd, poisson], "

@@ -77,3 +77,60 @@ def to_trackpy(tracks: pd.DataFrame, pixel_size_nm: float) -> pd.DataFrame:
                          "particle": tracks[C.TRACK_ID].to_numpy(),
                          "x": nm_to_pixel_index(tracks[C.X_NM], pixel_size_nm),
                          "y": nm_to_pixel_index(tracks[C.Y_NM], pixel_size_nm)})
+
+
+TRACK_FORMATS = ("smlmnet", "trackpy", "trackmate")
+_LENGTH_TO_NM = {"nm": 1.0, "um": 1000.0, "µm": 1000.0, "micron": 1000.0}
+
+
+def read_tracks_csv(path: str | Path, pixel_size_nm: float | None = None,
+                    length_unit: str | None = None) -> tuple[pd.DataFrame, str]:
+    """A tracks CSV from smlmnet, trackpy or TrackMate → smlmnet's track table
+    (``track_id``, ``frame``, ``x [nm]``, ``y [nm]``) and the format detected.
+
+    - smlmnet: ``track_id``, ``frame``, ``x [nm]``, ``y [nm]`` (taken as they are);
+    - trackpy: ``particle``, ``frame``, ``x``, ``y`` in pixels (centre of pixel 0 at 0):
+      needs ``pixel_size_nm``;
+    - TrackMate spot table: ``TRACK_ID``, ``FRAME``, ``POSITION_X``, ``POSITION_Y`` in the
+      image's calibrated unit (``length_unit``: ``nm``, ``um`` or ``px``; default ``um``,
+      TrackMate's usual calibration; ``px`` needs ``pixel_size_nm``). The extra header rows
+      that TrackMate writes below the column names (labels, units) are skipped, as are spots
+      without a track.
+    """
+    raw = pd.read_csv(path)
+    cols = set(raw.columns)
+    if {C.TRACK_ID, C.FRAME, C.X_NM, C.Y_NM} <= cols:
+        out = raw[[C.TRACK_ID, C.FRAME, C.X_NM, C.Y_NM]].copy()
+        fmt = "smlmnet"
+    elif {"particle", "frame", "x", "y"} <= cols:
+        if not pixel_size_nm:
+            raise ValueError(f"{path}: a trackpy table (x, y in pixels) needs the pixel size "
+                             "(--pixel-size-nm)")
+        out = pd.DataFrame({C.TRACK_ID: raw["particle"], C.FRAME: raw["frame"],
+                            C.X_NM: (raw["x"].astype(float) + C.PIXEL_CENTER_OFFSET_PX)
+                            * pixel_size_nm,
+                            C.Y_NM: (raw["y"].astype(float) + C.PIXEL_CENTER_OFFSET_PX)
+                            * pixel_size_nm})
+        fmt = "trackpy"
+    elif {"TRACK_ID", "FRAME", "POSITION_X", "POSITION_Y"} <= cols:
+        t = raw[["TRACK_ID", "FRAME", "POSITION_X", "POSITION_Y"]].apply(
+            pd.to_numeric, errors="coerce").dropna()
+        unit = (length_unit or "um").lower()
+        if unit == "px":
+            if not pixel_size_nm:
+                raise ValueError(f"{path}: TrackMate positions in pixels need --pixel-size-nm")
+            factor, offset = float(pixel_size_nm), 0.0
+        elif unit in _LENGTH_TO_NM:
+            factor, offset = _LENGTH_TO_NM[unit], 0.0
+        else:
+            raise ValueError(f"unknown length unit {length_unit!r}; use nm, um or px")
+        out = pd.DataFrame({C.TRACK_ID: t["TRACK_ID"], C.FRAME: t["FRAME"],
+                            C.X_NM: t["POSITION_X"] * factor + offset,
+                            C.Y_NM: t["POSITION_Y"] * factor + offset})
+        fmt = "trackmate"
+    else:
+        raise ValueError(f"{path}: not a tracks table smlmnet knows ({', '.join(TRACK_FORMATS)}"
+                         f"); its columns are {sorted(cols)}")
+    out[C.TRACK_ID] = out[C.TRACK_ID].astype(np.int64)
+    out[C.FRAME] = out[C.FRAME].astype(np.int64)
+    return out.reset_index(drop=True), fmt

@@ -47,6 +47,8 @@ def kinds() -> dict[str, str]:
 
 register_kind("localizer", "smlmnet.localize.decode.infer:load_localizer",
               "frames → localizations (DECODE-style network)")
+register_kind("trajectory", "smlmnet.diffusion.trajnet.infer:load_trajectory_estimator",
+              "tracks → per-track α, K and AnDi 1 motion model (trajectory network)")
 
 # model.yaml files written before the registry used these names for kinds
 _KIND_ALIASES = {"decode_localizer": "localizer"}

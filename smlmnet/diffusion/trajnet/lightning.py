@@ -1,0 +1,132 @@
+"""Thin Lightning wrappers: :class:`TrajectoryModule` (optimizer, logging) around
+:class:`~.net.TrajectoryNet` and :class:`TrajectoryDataModule` (simulated AnDi 1 streams)."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from smlmnet.diffusion.trajnet.loss import trajectory_loss
+from smlmnet.diffusion.trajnet.net import TrajectoryNet
+from smlmnet.diffusion.trajnet.targets import AnDi1Stream
+from smlmnet.simulate.andi1 import MODELS, NOISE_LEVELS
+
+
+class TrajectoryModule(L.LightningModule):
+    """Args: net (built by Hydra), lr (peak), weight_decay, w_model / w_k (loss weights)."""
+
+    def __init__(self, net: TrajectoryNet, lr: float = 2e-3, weight_decay: float = 0.01,
+                 w_model: float = 0.5, w_k: float = 0.2, w_step: float = 0.5,
+                 w_step_k: float = 0.1, w_cp: float = 0.5):
+        super().__init__()
+        self.save_hyperparameters(ignore=["net"])
+        self.hparams["net_config"] = net.config()
+        self.net = net
+
+    def forward(self, disp, mask):
+        return self.net(disp, mask)
+
+    def _step(self, batch):
+        out = self.net(batch["disp"], batch["mask"])
+        h = self.hparams
+        terms = trajectory_loss(out, batch["alpha"], batch["model"], batch["log_k"],
+                                h.w_model, h.w_k, batch, h.w_step, h.w_step_k, h.w_cp)
+        return out, terms
+
+    def training_step(self, batch, batch_idx):
+        _, terms = self._step(batch)
+        B = batch["alpha"].shape[0]
+        self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=True, batch_size=B)
+        return terms["loss"]
+
+    def validation_step(self, batch, batch_idx):
+        out, terms = self._step(batch)
+        B = batch["alpha"].shape[0]
+        single = batch["model"] >= 0
+        acc = (out["model_logits"].argmax(1) == batch["model"])[single].float().mean()
+        self.log_dict({f"val/{k}": v for k, v in terms.items()}, batch_size=B, sync_dist=True)
+        self.log("val/alpha_mae", terms["alpha_l1"], batch_size=B, sync_dist=True)
+        if single.any():
+            self.log("val/model_f1", acc, batch_size=B, sync_dist=True)
+
+    def configure_optimizers(self):
+        """AdamW, linear warm-up over 5 % of the planned steps, cosine down to 5 %."""
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
+                                weight_decay=self.hparams.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warm = max(1, total // 20)
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            progress = min(1.0, (step - warm) / max(1, total - warm))
+            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def export_model_folder(self, cfg, datamodule, run_dir):
+        """``train.py export_pretrained=DIR``: write a model folder (kind ``trajectory``)."""
+        from smlmnet.diffusion.trajnet.export import export_trained
+
+        return export_trained(cfg, self, datamodule, run_dir)
+
+
+class TrajectoryDataModule(L.LightningDataModule):
+    """Three simulated AnDi 1 streams with their own seeds: training (``seed``, new batches
+    every epoch), validation (``seed + 1``, fixed: checkpoint selection) and test
+    (``seed + 2``, fixed: the numbers a model folder reports). ``stream`` holds the keyword
+    arguments of :class:`~.targets.AnDi1Stream` shared by the three (lengths, models, noise,
+    scale, batch size in tokens, gaps)."""
+
+    def __init__(self, train_batches: int = 1000, val_batches: int = 40, seed: int = 0,
+                 num_workers: int = 0, stream: dict | None = None):
+        super().__init__()
+        stream = dict(stream or {})
+        for key in ("models", "noise_levels", "scale_log10", "jump_log10"):
+            if key in stream:
+                stream[key] = [v if isinstance(v, str) else float(v) for v in stream[key]]
+        self.save_hyperparameters()
+        self.stream = stream
+        self.train_set = AnDi1Stream(length=train_batches, seed=seed, **stream)
+        fixed = {**stream, "gap_probability": 0.0}
+        self.val_set = AnDi1Stream(length=val_batches, seed=seed + 1, **fixed)
+        self.test_set = AnDi1Stream(length=val_batches, seed=seed + 2, **fixed)
+
+    def _loader(self, dataset, persistent: bool):
+        n = self.hparams.num_workers
+        return DataLoader(dataset, batch_size=None, num_workers=n,
+                          persistent_workers=persistent and n > 0)
+
+    def train_dataloader(self):
+        if self.trainer is not None:
+            self.train_set.set_epoch(self.trainer.current_epoch)
+        return self._loader(self.train_set, persistent=False)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set, persistent=True)
+
+    def test_dataloader(self):
+        return self._loader(self.test_set, persistent=False)
+
+    def training_ranges(self) -> dict:
+        s = self.train_set
+        return {"length_points": [s.min_length, s.max_length],
+                "models": list(s.models),
+                "alpha_per_model": {m: list(v) for m, v in _alpha_ranges(s.models).items()},
+                "noise_sigma_over_step_std": list(s.noise_levels) or list(NOISE_LEVELS),
+                "scale_log10": list(s.scale_log10),
+                "missing_frames": {"batch_probability": s.gap_probability,
+                                   "max_rate": s.max_gap_rate},
+                "two_segment_share": s.changepoint_probability,
+                "segment_step_factor_log10": list(s.jump_log10),
+                "noise_normalized_at_length": s.full_length or "track length"}
+
+
+def _alpha_ranges(models):
+    from smlmnet.simulate.andi1 import ALPHA_RANGES
+
+    return {m: ALPHA_RANGES[m] for m in models if m in MODELS}
