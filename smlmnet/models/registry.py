@@ -47,6 +47,8 @@ def kinds() -> dict[str, str]:
 
 register_kind("localizer", "smlmnet.localize.decode.infer:load_localizer",
               "frames → localizations (DECODE-style network)")
+register_kind("linker", "smlmnet.link.transformer.infer:load_linker",
+              "localizations → tracks (transformer linker with gap edges)")
 
 # model.yaml files written before the registry used these names for kinds
 _KIND_ALIASES = {"decode_localizer": "localizer"}

@@ -1,0 +1,278 @@
+"""The transformer linker behind the :class:`~smlmnet.link.base.Linker` interface.
+
+Localizations are cut into overlapping windows of ``W`` frames (stride ``s`` ≤ W − 2G + 1, so
+every edge of up to ``G`` frames is scored in at least one window where *all* competitors of
+both of its ends are present too); a window with more than ``max_tile_tokens`` localizations
+is split into spatial tiles with a halo of one cut-off distance (an edge is scored by the tile
+whose core holds its child). Tiles are run through the network in padded batches, bounded in
+memory, exactly as in training (same features, same normalization). Each edge's probability is
+the mean over the windows that see it with full context; the tracks are the global
+assignment on −log p costs with the "no link" cost −log(threshold) (the project's sparse LAP
+solver, or greedy), so every localization gets at most one parent and one child, and an edge
+may bridge up to ``G − 1`` missing frames (gap edges).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from smlmnet.data import contracts as C
+from smlmnet.link.assignment import solve_sparse_assignment
+from smlmnet.link.base import Linker, check_localizations
+from smlmnet.link.transformer.net import LinkerNet, edge_probabilities
+from smlmnet.link.transformer.targets import PHOTONS, UNCERTAINTY
+
+log = logging.getLogger(__name__)
+
+#: values used when a table lacks the optional columns
+DEFAULT_PHOTONS = 1000.0
+DEFAULT_UNCERTAINTY_NM = 20.0
+
+
+def check_table(locs: pd.DataFrame) -> None:
+    """Raise ``ValueError`` with a clear message for tables the linker cannot use: missing
+    ``frame``/``x [nm]``/``y [nm]``, NaN or infinite values (positions, photons,
+    uncertainty), negative or non-integer frames, frames not sorted in increasing order."""
+    check_localizations(locs)
+    fr = locs[C.FRAME].to_numpy()
+    if len(fr) and not np.all(np.asarray(fr, float) == np.round(np.asarray(fr, float))):
+        raise ValueError("frames must be integers")
+    if len(fr) > 1 and np.any(np.diff(np.asarray(fr, np.int64)) < 0):
+        raise ValueError("localizations are not sorted by frame; sort them first, e.g. "
+                         "locs.sort_values('frame', kind='stable')")
+    for col in (PHOTONS, UNCERTAINTY):
+        if col in locs.columns:
+            v = locs[col].to_numpy(float)
+            if not np.isfinite(v).all():
+                raise ValueError(f"column {col!r} has NaN or infinite values")
+            if (v <= 0).any():
+                raise ValueError(f"column {col!r} must be > 0")
+
+
+class TransformerLinker(Linker):
+    """Learned linker (see the module docstring).
+
+    Args:
+        net: a trained :class:`LinkerNet`.
+        threshold: edges with a probability below it are never taken (tuned on validation
+            tables; stored in the model folder).
+        stride: frames between window starts (default and maximum ``W − 2G + 1``).
+        greedy: take edges most probable first instead of the optimal assignment.
+        max_tile_tokens: spatial tiling above this many localizations per window.
+        batch_tokens: padded tokens per network call (memory bound: the attention of a call
+            holds ``batch_tokens × tile size`` pair entries).
+        min_prob: edge probabilities below this are dropped per window (memory).
+        device: torch device.
+        info: the model folder's ``model.yaml`` (kept for provenance).
+    """
+
+    name = "transformer"
+
+    def __init__(self, net: LinkerNet, threshold: float = 0.5, stride: int | None = None,
+                 greedy: bool = False, max_tile_tokens: int = 384, batch_tokens: int = 4096,
+                 min_prob: float = 1e-3, device: str = "cpu", info: dict | None = None) -> None:
+        if not 0 < threshold < 1:
+            raise ValueError(f"threshold must lie in (0, 1); got {threshold}")
+        self.net = net.eval().to(device)
+        W, G = net.window, net.max_gap
+        max_stride = W - 2 * G + 1
+        if max_stride < 1:
+            raise ValueError(f"window {W} is too short for max_gap {G} (need W >= 2G)")
+        self.stride = max_stride if stride is None else int(stride)
+        if not 1 <= self.stride <= max_stride:
+            raise ValueError(f"stride must lie in [1, {max_stride}] for W={W}, G={G}")
+        self.threshold = float(threshold)
+        self.greedy = bool(greedy)
+        self.max_tile_tokens = int(max_tile_tokens)
+        self.batch_tokens = int(batch_tokens)
+        self.min_prob = float(min_prob)
+        self.device = device
+        self.info = info or {}
+        if greedy:
+            self.name = "transformer (greedy)"
+
+    # ------------------------------------------------------------------ windows and tiles
+    def _starts(self, f0: int, f1: int) -> np.ndarray:
+        W, s = self.net.window, self.stride
+        if f1 - f0 + 1 <= W:
+            return np.array([f0], np.int64)
+        n = int(np.ceil((f1 - f0 + 1 - W) / s)) + 1
+        return f0 + s * np.arange(n, dtype=np.int64)
+
+    def _tiles(self, rows: np.ndarray, xy: np.ndarray):
+        """Split one window's rows into (tile rows, core mask, centre) tuples."""
+        n = rows.size
+        if n <= self.max_tile_tokens:
+            p = xy[rows]
+            centre = 0.5 * (p.min(0) + p.max(0))
+            yield rows, np.ones(n, bool), centre
+            return
+        h = self.net.cutoff_nm
+        p = xy[rows]
+        lo, hi = p.min(0), p.max(0)
+        area = max(float(np.prod(np.maximum(hi - lo, 1.0))), 1.0)
+        rho = n / area
+        c = max(h, np.sqrt(self.max_tile_tokens / rho) - 2 * h)
+        g = np.floor((p - lo) / c).astype(np.int64)
+        for gx in range(int(g[:, 0].max()) + 1):
+            for gy in range(int(g[:, 1].max()) + 1):
+                core = (g[:, 0] == gx) & (g[:, 1] == gy)
+                if not core.any():
+                    continue
+                x0, y0 = lo[0] + gx * c, lo[1] + gy * c
+                inside = ((p[:, 0] >= x0 - h) & (p[:, 0] < x0 + c + h) & (p[:, 1] >= y0 - h)
+                          & (p[:, 1] < y0 + c + h))
+                sel = np.flatnonzero(inside)
+                yield rows[sel], core[sel], np.array([x0 + c / 2, y0 + c / 2])
+
+    @torch.inference_mode()
+    def _run_batch(self, tiles, frames, xy, ph, sig, starts_first_last, out):
+        """Run padded tiles through the net; append (i, j, p) of valid core edges."""
+        W, G = self.net.window, self.net.max_gap
+        B, N = len(tiles), max(t[0].size for t in tiles)
+        x = np.zeros((B, N, 2), np.float32)
+        fr = np.zeros((B, N), np.int64)
+        pp = np.ones((B, N), np.float32)
+        ss = np.ones((B, N), np.float32)
+        mask = np.zeros((B, N), bool)
+        for b, (rows, _, centre, w) in enumerate(tiles):
+            k = rows.size
+            x[b, :k] = xy[rows] - centre
+            fr[b, :k] = frames[rows] - w
+            pp[b, :k] = ph[rows]
+            ss[b, :k] = sig[rows]
+            mask[b, :k] = True
+        t = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
+        res = self.net(t(x), t(fr), t(pp), t(ss), t(mask))
+        prob = edge_probabilities(res).cpu().numpy()
+        b, i, j = res["pair_index"].cpu().numpy().T
+        first, last = starts_first_last
+        for bb in np.unique(b):
+            rows, core, _, w = tiles[bb]
+            sel = np.flatnonzero(b == bb)
+            li, lj, p = i[sel], j[sel], prob[sel]
+            ti, tj = frames[rows[li]], frames[rows[lj]]
+            ok = core[lj] & (p >= self.min_prob)
+            ok &= (tj - G >= w) | (w == first)
+            ok &= (ti + G <= w + W - 1) | (w == last)
+            out.append((rows[li[ok]], rows[lj[ok]], p[ok]))
+
+    def _n_valid_windows(self, starts: np.ndarray, ti: np.ndarray, tj: np.ndarray) -> np.ndarray:
+        """Number of windows that score edge (t_i, t_j) with full context."""
+        W, G = self.net.window, self.net.max_gap
+        s0, sl = starts[0], starts[-1]
+
+        def valid(w, strict):
+            ok = (w <= ti) & (w + W - 1 >= tj)
+            if strict:
+                return ok & (tj - G >= w) & (ti + G <= w + W - 1)
+            return ok & ((tj - G >= w) | (w == s0)) & ((ti + G <= w + W - 1) | (w == sl))
+
+        lo = np.maximum(tj - W + 1, ti + G - W + 1)
+        hi = np.minimum(ti, tj - G)
+        count = np.maximum(0, np.searchsorted(starts, hi, "right")
+                           - np.searchsorted(starts, lo, "left"))
+        count = count + (valid(s0, False) & ~valid(s0, True))
+        if sl != s0:
+            count = count + (valid(sl, False) & ~valid(sl, True))
+        return count
+
+    def edge_probabilities(self, locs: pd.DataFrame) -> pd.DataFrame:
+        """Window-averaged probabilities of the candidate edges of a checked, frame-sorted
+        table: columns ``i``, ``j`` (row positions, i earlier than j) and ``p``."""
+        n = len(locs)
+        empty = pd.DataFrame({"i": np.zeros(0, np.int64), "j": np.zeros(0, np.int64),
+                              "p": np.zeros(0)})
+        if n < 2:
+            return empty
+        frames = locs[C.FRAME].to_numpy(np.int64)
+        xy = locs[[C.X_NM, C.Y_NM]].to_numpy(np.float64)
+        ph = (locs[PHOTONS].to_numpy(np.float32) if PHOTONS in locs.columns
+              else np.full(n, DEFAULT_PHOTONS, np.float32))
+        sig = (locs[UNCERTAINTY].to_numpy(np.float32) if UNCERTAINTY in locs.columns
+               else np.full(n, DEFAULT_UNCERTAINTY_NM, np.float32))
+        W = self.net.window
+        starts = self._starts(int(frames[0]), int(frames[-1]))
+        first_last = (starts[0], starts[-1])
+        bounds = np.searchsorted(frames, np.stack([starts, starts + W]), "left")
+        out, pending, pending_tokens = [], [], 0
+
+        def flush():
+            nonlocal pending, pending_tokens
+            pending.sort(key=lambda t: t[0].size)
+            batch, size = [], 0
+            for tile in pending:
+                k = tile[0].size
+                if batch and (len(batch) + 1) * max(k, size) > self.batch_tokens:
+                    self._run_batch(batch, frames, xy, ph, sig, first_last, out)
+                    batch, size = [], 0
+                batch.append(tile)
+                size = max(size, k)
+            if batch:
+                self._run_batch(batch, frames, xy, ph, sig, first_last, out)
+            pending, pending_tokens = [], 0
+
+        for w, a, b in zip(starts, bounds[0], bounds[1]):
+            if b - a < 2:
+                continue
+            for rows, core, centre in self._tiles(np.arange(a, b), xy):
+                pending.append((rows, core, centre, int(w)))
+                pending_tokens += rows.size
+            if pending_tokens >= 8 * self.batch_tokens:
+                flush()
+        flush()
+        if not out:
+            return empty
+        gi = np.concatenate([o[0] for o in out])
+        gj = np.concatenate([o[1] for o in out])
+        gp = np.concatenate([o[2] for o in out])
+        key, inv = np.unique(gi * n + gj, return_inverse=True)
+        total = np.bincount(inv, weights=gp)
+        i, j = key // n, key % n
+        count = self._n_valid_windows(starts, frames[i], frames[j])
+        p = np.clip(total / np.maximum(count, 1), 0.0, 1.0)
+        return pd.DataFrame({"i": i, "j": j, "p": p})
+
+    def tracks_from_edges(self, n: int, edges: pd.DataFrame, threshold: float | None = None,
+                          greedy: bool | None = None) -> np.ndarray:
+        """Track label of each of ``n`` rows from edge probabilities (global assignment on
+        −log p with the no-link cost −log(threshold))."""
+        th = self.threshold if threshold is None else float(threshold)
+        greedy = self.greedy if greedy is None else greedy
+        p = edges["p"].to_numpy(float)
+        keep = p > th
+        i, j = edges["i"].to_numpy()[keep], edges["j"].to_numpy()[keep]
+        cost = -np.log(np.clip(p[keep], 1e-12, 1.0))
+        si, sj = solve_sparse_assignment(i, j, cost, n, n, -np.log(th), greedy)
+        graph = coo_matrix((np.ones(si.size), (si, sj)), shape=(n, n))
+        _, labels = connected_components(graph, directed=False)
+        return labels.astype(np.int64)
+
+    def link(self, locs: pd.DataFrame) -> pd.DataFrame:
+        """Copy of ``locs`` (frame-sorted, index reset) with a ``track_id`` column."""
+        check_table(locs)
+        out = locs.reset_index(drop=True).copy()
+        if len(out) == 0:
+            out[C.TRACK_ID] = pd.Series(dtype="int64")
+            return out
+        edges = self.edge_probabilities(out)
+        out[C.TRACK_ID] = self.tracks_from_edges(len(out), edges)
+        return out
+
+
+def load_linker(folder: Path, info: dict, device: str = "cpu", **kwargs) -> TransformerLinker:
+    """Registry loader of kind ``linker``: the network of ``model.yaml`` with its weights and
+    tuned threshold (``kwargs`` override :class:`TransformerLinker` arguments)."""
+    from smlmnet.models.registry import build_net, load_weights
+
+    net = build_net(info["net"])
+    net.load_state_dict(load_weights(Path(folder), info, device))
+    kwargs.setdefault("threshold", float((info.get("thresholds") or {}).get("threshold", 0.5)))
+    return TransformerLinker(net, device=device, info=info, **kwargs)
