@@ -58,9 +58,12 @@ class UnknownModelKindError(ValueError):
     """A model folder declares a kind that no stage registered."""
 
 
-def list_models() -> list[str]:
-    """Names of the shipped models."""
-    return sorted(p.name for p in PRETRAINED_ROOT.iterdir() if (p / "model.yaml").is_file())
+def list_models(kind: str | None = None) -> list[str]:
+    """Names of the shipped models (only those of ``kind`` when given)."""
+    names = sorted(p.name for p in PRETRAINED_ROOT.iterdir() if (p / "model.yaml").is_file())
+    if kind is None:
+        return names
+    return [n for n in names if read_info(n)["kind"] == kind]
 
 
 def model_dir(name_or_path: str | Path) -> Path:

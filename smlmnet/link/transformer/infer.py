@@ -2,10 +2,12 @@
 
 Localizations are cut into overlapping windows of ``W`` frames (stride ``s`` ≤ W − 2G + 1, so
 every edge of up to ``G`` frames is scored in at least one window where *all* competitors of
-both of its ends are present too); a window with more than ``max_tile_tokens`` localizations
-is split into spatial tiles with a halo of one cut-off distance (an edge is scored by the tile
-whose core holds its child). Tiles are run through the network in padded batches, bounded in
-memory, exactly as in training (same features, same normalization). Each edge's probability is
+both of its ends are present too); a window wider than ``tile_um`` is split into spatial tiles
+with a halo of one cut-off distance (an edge is scored by the tile whose core holds its
+child). Each window gets the neighbour table of training
+(:func:`~smlmnet.link.transformer.graph.window_neighbours`) and windows are run through the
+network in flat batches of at most ``batch_tokens`` tokens (memory bounded, cost linear in the
+number of localizations), exactly as in training (same features, same normalization). Each edge's probability is
 the mean over the windows that see it with full context; the tracks are the global
 assignment on −log p costs with the "no link" cost −log(threshold) (the project's sparse LAP
 solver, or greedy), so every localization gets at most one parent and one child, and an edge
@@ -26,6 +28,7 @@ from scipy.sparse.csgraph import connected_components
 from smlmnet.data import contracts as C
 from smlmnet.link.assignment import solve_sparse_assignment
 from smlmnet.link.base import Linker, check_localizations
+from smlmnet.link.transformer.graph import window_neighbours
 from smlmnet.link.transformer.net import LinkerNet, edge_probabilities
 from smlmnet.link.transformer.targets import PHOTONS, UNCERTAINTY
 
@@ -65,10 +68,10 @@ class TransformerLinker(Linker):
             tables; stored in the model folder).
         stride: frames between window starts (default and maximum ``W − 2G + 1``).
         greedy: take edges most probable first instead of the optimal assignment.
-        max_tile_tokens: spatial tiling above this many localizations per window.
-        batch_tokens: padded tokens per network call (memory bound: the attention of a call
-            holds ``batch_tokens × tile size`` pair entries).
-        min_prob: edge probabilities below this are dropped per window (memory).
+        tile_um: windows wider than this are split into square tiles of this side (plus a
+            halo of one cut-off), so coordinates stay in the training range.
+        batch_tokens: tokens per network call (memory: ``batch_tokens × K × d_model``).
+        min_prob: per-window edge probabilities below this are dropped (memory).
         device: torch device.
         info: the model folder's ``model.yaml`` (kept for provenance).
     """
@@ -76,7 +79,7 @@ class TransformerLinker(Linker):
     name = "transformer"
 
     def __init__(self, net: LinkerNet, threshold: float = 0.5, stride: int | None = None,
-                 greedy: bool = False, max_tile_tokens: int = 384, batch_tokens: int = 4096,
+                 greedy: bool = False, tile_um: float = 20.0, batch_tokens: int = 8192,
                  min_prob: float = 1e-3, device: str = "cpu", info: dict | None = None) -> None:
         if not 0 < threshold < 1:
             raise ValueError(f"threshold must lie in (0, 1); got {threshold}")
@@ -90,7 +93,7 @@ class TransformerLinker(Linker):
             raise ValueError(f"stride must lie in [1, {max_stride}] for W={W}, G={G}")
         self.threshold = float(threshold)
         self.greedy = bool(greedy)
-        self.max_tile_tokens = int(max_tile_tokens)
+        self.tile_nm = float(tile_um) * 1000.0
         self.batch_tokens = int(batch_tokens)
         self.min_prob = float(min_prob)
         self.device = device
@@ -107,19 +110,16 @@ class TransformerLinker(Linker):
         return f0 + s * np.arange(n, dtype=np.int64)
 
     def _tiles(self, rows: np.ndarray, xy: np.ndarray):
-        """Split one window's rows into (tile rows, core mask, centre) tuples."""
-        n = rows.size
-        if n <= self.max_tile_tokens:
-            p = xy[rows]
-            centre = 0.5 * (p.min(0) + p.max(0))
-            yield rows, np.ones(n, bool), centre
-            return
-        h = self.net.cutoff_nm
+        """One window's rows as (tile rows, core mask, centre): one tile unless the window is
+        wider than ``tile_um``; then square cores of that side with a halo of one cut-off
+        (an edge is kept from the tile whose core holds its child)."""
         p = xy[rows]
         lo, hi = p.min(0), p.max(0)
-        area = max(float(np.prod(np.maximum(hi - lo, 1.0))), 1.0)
-        rho = n / area
-        c = max(h, np.sqrt(self.max_tile_tokens / rho) - 2 * h)
+        c = self.tile_nm
+        if (hi - lo).max() <= c:
+            yield rows, np.ones(rows.size, bool), 0.5 * (lo + hi)
+            return
+        h = self.net.cutoff_nm
         g = np.floor((p - lo) / c).astype(np.int64)
         for gx in range(int(g[:, 0].max()) + 1):
             for gy in range(int(g[:, 1].max()) + 1):
@@ -133,36 +133,28 @@ class TransformerLinker(Linker):
                 yield rows[sel], core[sel], np.array([x0 + c / 2, y0 + c / 2])
 
     @torch.inference_mode()
-    def _run_batch(self, tiles, frames, xy, ph, sig, starts_first_last, out):
-        """Run padded tiles through the net; append (i, j, p) of valid core edges."""
+    def _run_batch(self, tiles, frames, xy, ph, sig, first_last, out):
+        """Run tiles (flattened, neighbour tables shifted) through the net; append
+        (i, j, p) of the edges whose child is in the tile's core and whose window sees both
+        ends' competitors."""
         W, G = self.net.window, self.net.max_gap
-        B, N = len(tiles), max(t[0].size for t in tiles)
-        x = np.zeros((B, N, 2), np.float32)
-        fr = np.zeros((B, N), np.int64)
-        pp = np.ones((B, N), np.float32)
-        ss = np.ones((B, N), np.float32)
-        mask = np.zeros((B, N), bool)
-        for b, (rows, _, centre, w) in enumerate(tiles):
-            k = rows.size
-            x[b, :k] = xy[rows] - centre
-            fr[b, :k] = frames[rows] - w
-            pp[b, :k] = ph[rows]
-            ss[b, :k] = sig[rows]
-            mask[b, :k] = True
-        t = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
-        res = self.net(t(x), t(fr), t(pp), t(ss), t(mask))
-        prob = edge_probabilities(res).cpu().numpy()
-        b, i, j = res["pair_index"].cpu().numpy().T
-        first, last = starts_first_last
-        for bb in np.unique(b):
-            rows, core, _, w = tiles[bb]
-            sel = np.flatnonzero(b == bb)
-            li, lj, p = i[sel], j[sel], prob[sel]
-            ti, tj = frames[rows[li]], frames[rows[lj]]
-            ok = core[lj] & (p >= self.min_prob)
-            ok &= (tj - G >= w) | (w == first)
-            ok &= (ti + G <= w + W - 1) | (w == last)
-            out.append((rows[li[ok]], rows[lj[ok]], p[ok]))
+        rows = np.concatenate([t[0] for t in tiles])
+        sizes = np.array([t[0].size for t in tiles])
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        x = np.concatenate([xy[t[0]] - t[2] for t in tiles]).astype(np.float32)
+        w_tok = np.repeat([t[3] for t in tiles], sizes)
+        fr = frames[rows] - w_tok
+        core = np.concatenate([t[1] for t in tiles])
+        nbr = np.concatenate([np.where(t[4] >= 0, t[4] + o, -1) for t, o in zip(tiles, offsets)])
+        tt = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
+        res = self.net(tt(x), tt(fr), tt(ph[rows]), tt(sig[rows]), tt(nbr))
+        prob = edge_probabilities(res, rows.size).cpu().numpy()
+        li, lj = res["edge_index"].cpu().numpy().T
+        ti, tj, w = frames[rows[li]], frames[rows[lj]], w_tok[lj]
+        ok = core[lj] & (prob >= self.min_prob)
+        ok &= (tj - G >= w) | (w == first_last[0])
+        ok &= (ti + G <= w + W - 1) | (w == first_last[1])
+        out.append((rows[li[ok]], rows[lj[ok]], prob[ok]))
 
     def _n_valid_windows(self, starts: np.ndarray, ti: np.ndarray, tj: np.ndarray) -> np.ndarray:
         """Number of windows that score edge (t_i, t_j) with full context."""
@@ -202,32 +194,20 @@ class TransformerLinker(Linker):
         starts = self._starts(int(frames[0]), int(frames[-1]))
         first_last = (starts[0], starts[-1])
         bounds = np.searchsorted(frames, np.stack([starts, starts + W]), "left")
+        nb_kwargs = self.net.neighbour_kwargs()
         out, pending, pending_tokens = [], [], 0
-
-        def flush():
-            nonlocal pending, pending_tokens
-            pending.sort(key=lambda t: t[0].size)
-            batch, size = [], 0
-            for tile in pending:
-                k = tile[0].size
-                if batch and (len(batch) + 1) * max(k, size) > self.batch_tokens:
-                    self._run_batch(batch, frames, xy, ph, sig, first_last, out)
-                    batch, size = [], 0
-                batch.append(tile)
-                size = max(size, k)
-            if batch:
-                self._run_batch(batch, frames, xy, ph, sig, first_last, out)
-            pending, pending_tokens = [], 0
-
         for w, a, b in zip(starts, bounds[0], bounds[1]):
             if b - a < 2:
                 continue
             for rows, core, centre in self._tiles(np.arange(a, b), xy):
-                pending.append((rows, core, centre, int(w)))
+                nbr = window_neighbours(frames[rows] - w, xy[rows], **nb_kwargs)
+                if pending and pending_tokens + rows.size > self.batch_tokens:
+                    self._run_batch(pending, frames, xy, ph, sig, first_last, out)
+                    pending, pending_tokens = [], 0
+                pending.append((rows, core, centre, int(w), nbr))
                 pending_tokens += rows.size
-            if pending_tokens >= 8 * self.batch_tokens:
-                flush()
-        flush()
+        if pending:
+            self._run_batch(pending, frames, xy, ph, sig, first_last, out)
         if not out:
             return empty
         gi = np.concatenate([o[0] for o in out])

@@ -218,6 +218,7 @@ class SimulatedLinkingDataset(IterableDataset):
             drawn density); max_tokens: hard cap (extra rows are dropped at random before the
             labels are computed, which looks like missed detections).
         ranges: overrides of :data:`DEFAULT_RANGES`.
+        shift_nm: the window's coordinate origin is moved by a uniform draw in ± this.
 
     Each item: ``xy`` ``(N, 2)`` float32 nm relative to the patch centre, ``frame`` ``(N,)``
     int64 offset in ``[0, W)``, ``photons`` ``(N,)``, ``sigma`` ``(N,)`` nm, ``parent``
@@ -226,8 +227,10 @@ class SimulatedLinkingDataset(IterableDataset):
 
     def __init__(self, window: int = 8, max_gap: int = 3, neighbours: dict | None = None,
                  length: int | None = 1024, seed: int = 0, target_tokens=(64, 192),
-                 max_tokens: int = 256, ranges: dict | None = None) -> None:
+                 max_tokens: int = 256, ranges: dict | None = None,
+                 shift_nm: float = 10000.0) -> None:
         super().__init__()
+        self.shift_nm = float(shift_nm)
         self.window, self.max_gap = int(window), int(max_gap)
         self.neighbours = {"cutoff_nm": 1500.0, **(dict(neighbours) if neighbours else {})}
         self.length, self.seed = length, int(seed)
@@ -256,7 +259,10 @@ class SimulatedLinkingDataset(IterableDataset):
         if len(df) > self.max_tokens:
             keep = np.sort(rng.choice(len(df), self.max_tokens, replace=False))
             df = df.iloc[keep].reset_index(drop=True)
-        return table_item(df, W, self.max_gap, self.neighbours, side * 500.0, s)
+        # a random origin: absolute positions in the window carry no information, and the
+        # net sees the coordinate range of large fields (up to ± shift_nm + side/2)
+        centre = side * 500.0 + rng.uniform(-self.shift_nm, self.shift_nm, 2)
+        return table_item(df, W, self.max_gap, self.neighbours, centre, s)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
@@ -270,7 +276,7 @@ class SimulatedLinkingDataset(IterableDataset):
 
 
 def table_item(df: pd.DataFrame, window: int, max_gap: int, neighbours: dict,
-               centre_nm: float, seed: int = 0) -> dict[str, torch.Tensor]:
+               centre_nm, seed: int = 0) -> dict[str, torch.Tensor]:
     """One training item from a frame-sorted window table (frames in ``[0, window)``, with
     ``track_id``): tensors of :class:`SimulatedLinkingDataset`."""
     frames = df[C.FRAME].to_numpy(np.int64)
