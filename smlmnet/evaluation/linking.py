@@ -198,7 +198,10 @@ def run(cfg, out_dir) -> pd.DataFrame:
         locs = SpotFitLocalizer("mle", psf_sigma_nm=sim.config.psf.sigma).localize(sim.movie)
         gate = cfg.gate_px * sim.config.fov.pixel_size_nm
         on_density = len(true) / sim.config.n_frames / np.prod(sim.config.fov_size_um)
-        sources = {"localizations": locs, "true positions": true.drop(columns=C.TRACK_ID)}
+        # frame-sorted (the transformer refuses unsorted tables; the same table for all)
+        sources = {"localizations": locs.sort_values(C.FRAME, kind="stable"),
+                   "true positions": true.drop(columns=C.TRACK_ID).sort_values(
+                       C.FRAME, kind="stable")}
         for source, table in sources.items():
             for name, linker in linkers.items():
                 t0 = time.perf_counter()
@@ -242,6 +245,7 @@ def run(cfg, out_dir) -> pd.DataFrame:
                                   cfg.scaling.track_frames, cfg.scaling.D_nm2_per_frame,
                                   cfg.scaling.field_nm, cfg.scaling.loc_nm,
                                   cfg.scaling.detect_prob)
+    big = big.sort_values(C.FRAME, kind="stable").reset_index(drop=True)
     srows = []
     for name, linker in linkers.items():
         if name in cfg.scaling.skip:
