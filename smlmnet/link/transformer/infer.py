@@ -79,7 +79,7 @@ class TransformerLinker(Linker):
     name = "transformer"
 
     def __init__(self, net: LinkerNet, threshold: float = 0.5, stride: int | None = None,
-                 greedy: bool = False, tile_um: float = 20.0, batch_tokens: int = 8192,
+                 greedy: bool = False, tile_um: float = 20.0, batch_tokens: int = 1024,
                  min_prob: float = 1e-3, device: str = "cpu", info: dict | None = None) -> None:
         if not 0 < threshold < 1:
             raise ValueError(f"threshold must lie in (0, 1); got {threshold}")
