@@ -15,9 +15,15 @@ from smlmnet.link import LAPLinker
 from smlmnet.link.transformer.infer import TransformerLinker
 from smlmnet.link.transformer.loss import linking_loss
 from smlmnet.link.transformer.net import LinkerNet, edge_log_probs, edge_probabilities
-from smlmnet.link.transformer.targets import (PHOTONS, UNCERTAINTY, SimulatedLinkingDataset,
-                                              collate_windows, parent_labels, simulate_table,
-                                              table_item)
+from smlmnet.link.transformer.targets import (
+    PHOTONS,
+    UNCERTAINTY,
+    SimulatedLinkingDataset,
+    collate_windows,
+    parent_labels,
+    simulate_table,
+    table_item,
+)
 from smlmnet.metrics.tracking import tracking_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
