@@ -108,8 +108,8 @@ def _score(table, tracks, gate_nm, frame_time_s, D, min_points, max_tracks=30):
 def run_grid(cfg, linkers: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Density × D grid: per cell, the LAP tuned (search radius × max gap, best α) on
     ``grid.tuning_seed`` (nearest neighbour and the peers get the LAP's settings); every
-    linker then runs on the same tables of ``grid.seeds`` other seeds. Returns (per-cell mean ± 95 % CI table, Δα transformer − LAP
-    table, speed table)."""
+    linker then runs on the same tables of ``grid.seeds`` other seeds. Returns (per-cell
+    mean ± 95 % CI table, Δα learned − LAP table, speed table)."""
     from smlmnet.link import LAPLinker, NearestNeighborLinker
 
     g = cfg.grid
