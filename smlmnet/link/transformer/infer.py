@@ -9,8 +9,8 @@ child). Each window gets the neighbour table of training
 network in flat batches of at most ``batch_tokens`` tokens (memory bounded, cost linear in the
 number of localizations), exactly as in training (same features, same normalization). Each
 edge's probability is the mean over the windows that see it with full context; the tracks are
-the global assignment on −log p costs with the "no link" cost −log(threshold) (the project's sparse LAP
-solver, or greedy), so every localization gets at most one parent and one child, and an edge
+the global assignment on −log p costs with the "no link" cost −log(threshold) (the project's
+sparse LAP solver, or greedy), so every localization gets at most one parent and one child, and an edge
 may bridge up to ``G − 1`` missing frames (gap edges).
 """
 
