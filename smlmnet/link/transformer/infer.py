@@ -10,8 +10,8 @@ network in flat batches of at most ``batch_tokens`` tokens (memory bounded, cost
 number of localizations), exactly as in training (same features, same normalization). Each
 edge's probability is the mean over the windows that see it with full context; the tracks are
 the global assignment on −log p costs with the "no link" cost −log(threshold) (the project's
-sparse LAP solver, or greedy), so every localization gets at most one parent and one child, and an edge
-may bridge up to ``G − 1`` missing frames (gap edges).
+sparse LAP solver, or greedy), so every localization gets at most one parent and one child,
+and an edge may bridge up to ``G − 1`` missing frames (gap edges).
 """
 
 from __future__ import annotations
