@@ -180,7 +180,8 @@ def test_gap_edges_link_a_particle_dark_for_two_frames(shipped):
 def test_shipped_linker_meets_its_quality_floor(shipped):
     """A small fixed simulated table (blinking, missed detections, false positives): the
     shipped linker's PTC α stays above a floor near the LAP's with a good search radius
-    (0.05 margin; a swapped or broken weights file links nothing and scores far below)."""
+    (measured at export: 0.707 vs the LAP's 0.659 on this table; a swapped or broken weights
+    file links nothing and scores far below)."""
     rng = np.random.default_rng(2024)
     table = simulate_table(rng, 30, 8.0, 0.5, motions=[{"model": "brownian", "D_um2_s": 0.5}],
                            fixed={"blink_on_frames": 8.0, "blink_off_frames": 2.0,
@@ -190,8 +191,8 @@ def test_shipped_linker_meets_its_quality_floor(shipped):
     locs = table.drop(columns=C.TRACK_ID)
     ours = tracking_metrics(true, shipped.link(locs), 500.0)
     lap = tracking_metrics(true, LAPLinker(500.0, 2).link(locs), 500.0)
-    assert ours["alpha"] >= lap["alpha"] - 0.05, (ours, lap)
-    assert ours["alpha"] >= 0.5, ours
+    assert ours["alpha"] >= lap["alpha"] - 0.02, (ours, lap)
+    assert ours["alpha"] >= 0.65, ours
 
 
 def test_registry_cli_and_pipeline_select_the_transformer():
