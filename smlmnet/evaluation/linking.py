@@ -193,6 +193,10 @@ def run_grid(cfg, linkers: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
 
 
 def run(cfg, out_dir) -> pd.DataFrame:
+    if cfg.get("torch_threads"):
+        import torch
+
+        torch.set_num_threads(int(cfg.torch_threads))
     linkers = _linkers(cfg)
     rows = []
     for density in (cfg.densities or []):
