@@ -233,3 +233,27 @@ def test_train_fast_dev_run(tmp_path):
     metrics = trainer.callback_metrics
     assert np.isfinite(float(metrics["train/loss"]))
     assert "val/edge_accuracy" in metrics
+
+
+def test_gap_closing_joins_tracks_across_longer_dark_periods_only_when_enabled(shipped):
+    """A slow particle dark for 5 frames (beyond the network's 3-frame edges) among well
+    separated others: the tracklet gap closing joins its two pieces; disabled, they stay two."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for pid, x0 in enumerate(np.array([[5000.0, 5000.0], [9000.0, 5000.0], [5000.0, 9000.0]])):
+        path = x0 + np.cumsum(rng.normal(0, 30.0, (16, 2)), axis=0)
+        for f in range(16):
+            if pid == 0 and 5 <= f < 10:
+                continue
+            xy = path[f] + rng.normal(0, 15.0, 2)
+            rows.append({C.FRAME: f, C.X_NM: xy[0], C.Y_NM: xy[1], PHOTONS: 800.0,
+                         UNCERTAINTY: 15.0, "true": pid})
+    table = pd.DataFrame(rows).sort_values(C.FRAME, kind="stable").reset_index(drop=True)
+    locs = table.drop(columns="true")
+    joined = shipped.link(locs)
+    assert joined.loc[table["true"] == 0, C.TRACK_ID].nunique() == 1
+    assert joined[C.TRACK_ID].nunique() == 3
+    from smlmnet.models.registry import load
+
+    apart = load(SHIPPED, close_gaps_frames=0).link(locs)
+    assert apart.loc[table["true"] == 0, C.TRACK_ID].nunique() == 2
