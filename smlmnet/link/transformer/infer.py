@@ -321,4 +321,6 @@ def load_linker(folder: Path, info: dict, device: str = "cpu", **kwargs) -> Tran
     net = build_net(info["net"])
     net.load_state_dict(load_weights(Path(folder), info, device))
     kwargs.setdefault("threshold", float((info.get("thresholds") or {}).get("threshold", 0.5)))
+    for key, value in (info.get("gap_closing") or {}).items():
+        kwargs.setdefault(f"close_gaps_{key}", value)
     return TransformerLinker(net, device=device, info=info, **kwargs)
