@@ -122,6 +122,11 @@ def default_torch_threads() -> int:
 def _linker(args):
     from smlmnet.link import LAPLinker, NearestNeighborLinker
 
+    if args.linker == "transformer":
+        from smlmnet.models.registry import list_models, load
+
+        name = getattr(args, "linker_model", None) or list_models("linker")[0]
+        return load(name)
     link_cls = LAPLinker if args.linker == "lap" else NearestNeighborLinker
     return link_cls(search_radius_nm=args.search_radius_nm, max_gap_frames=args.max_gap)
 
@@ -389,7 +394,7 @@ def cmd_models(args) -> int:
         v = r["validation"]
         metrics = ", ".join(f"{k} {v[k]:.3g}" for k in (
             "jaccard [%]", "rmse_lateral [nm]", "efficiency [%]", "alpha_mae",
-            "model_f1_micro", "cp_jaccard") if k in v)
+            "model_f1_micro", "cp_jaccard", "alpha", "beta", "JSC_theta") if k in v)
         print(f"\n{r['name']}  [{r['kind']}]  sha256 {r['weights_sha256']}…  {r['path']}")
         for key, rng in r["training_ranges"].items():
             if isinstance(rng, list) and len(rng) == 2 and all(
@@ -449,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     def add_analysis_options(p):
-        from smlmnet.models.registry import list_models, read_info
+        from smlmnet.models.registry import list_models
 
         p.add_argument("--localizer", choices=["auto", "decode", "mle", "centroid"],
                        default="auto",
@@ -457,8 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "the movie, specialists first, with the MLE fit as the fallback; "
                        "decode: --model (then MLE); mle/centroid: classical fits")
         p.add_argument("--model", default=None,
-                       help="a model folder or a shipped localizer: " + ", ".join(
-                           n for n in list_models() if read_info(n)["kind"] == "localizer")
+                       help="a model folder or a shipped localizer: "
+                       + ", ".join(list_models("localizer"))
                        + " (see `smlmnet models`)")
         p.add_argument("--force-model", action="store_true",
                        help="use the model even outside its training ranges or when its "
@@ -467,7 +472,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="torch threads (default: the idle cores, 1 to 8)")
         p.add_argument("--threshold", type=float, default=5.0,
                        help="mle/centroid detection threshold in robust noise units")
-        p.add_argument("--linker", choices=["lap", "nn"], default="lap")
+        linkers = ["lap", "nn"] + (["transformer"] if list_models("linker") else [])
+        p.add_argument("--linker", choices=linkers, default="lap",
+                       help="lap, nn (nearest neighbour) or transformer (a shipped learned "
+                       "linker: " + (", ".join(list_models("linker")) or "none") + ")")
+        p.add_argument("--linker-model", default=None,
+                       help="model folder or shipped name of kind linker for --linker "
+                       "transformer (default: the first shipped one)")
         p.add_argument("--search-radius-nm", type=float, default=500.0)
         p.add_argument("--max-gap", type=int, default=2, help="frames bridged by gap closing")
 

@@ -153,6 +153,8 @@ def analyze_movie(movie: Movie, localizer: Localizer | None = None,
     locs = localizer.localize(movie, progress=progress)
     if content["bad_frames"]:  # no localization from a blank or clipped frame
         locs = locs[~locs[C.FRAME].isin(content["bad_frames"])].reset_index(drop=True)
+    # linkers take frame-sorted tables (the transformer refuses unsorted ones)
+    locs = locs.sort_values(C.FRAME, kind="stable").reset_index(drop=True)
     tracks = linker.link(locs)
     tracks.insert(1, C.TIME, tracks[C.FRAME] * movie.frame_time_s)
     lengths = tracks.groupby(C.TRACK_ID)[C.FRAME].transform("size")

@@ -81,9 +81,8 @@ def test_specialist_is_skipped_on_an_out_of_range_movie():
     assert loc.chosen.name == "mle"
 
 
-@pytest.mark.parametrize("name", [n for n in list_models()
-                                  if read_info(n)["kind"] == "localizer"])
-def test_every_shipped_localizer_meets_its_quality_floor(name):
+@pytest.mark.parametrize("name", list_models("localizer"))
+def test_every_shipped_model_meets_its_quality_floor(name):
     """Each shipped model, loaded from its folder (hash checked), on a small fixed movie
     inside its training ranges (the specialist's own preset; the generalist's ranges contain
     it): Jaccard ≥ 70 % of what its card reports on its validation split (a broken or swapped

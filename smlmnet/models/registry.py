@@ -49,6 +49,8 @@ register_kind("localizer", "smlmnet.localize.decode.infer:load_localizer",
               "frames → localizations (DECODE-style network)")
 register_kind("trajectory", "smlmnet.diffusion.trajnet.infer:load_trajectory_estimator",
               "tracks → per-track α, K and AnDi 1 motion model (trajectory network)")
+register_kind("linker", "smlmnet.link.transformer.infer:load_linker",
+              "localizations → tracks (transformer linker with gap edges)")
 
 # model.yaml files written before the registry used these names for kinds
 _KIND_ALIASES = {"decode_localizer": "localizer"}
@@ -58,9 +60,12 @@ class UnknownModelKindError(ValueError):
     """A model folder declares a kind that no stage registered."""
 
 
-def list_models() -> list[str]:
-    """Names of the shipped models."""
-    return sorted(p.name for p in PRETRAINED_ROOT.iterdir() if (p / "model.yaml").is_file())
+def list_models(kind: str | None = None) -> list[str]:
+    """Names of the shipped models (only those of ``kind`` when given)."""
+    names = sorted(p.name for p in PRETRAINED_ROOT.iterdir() if (p / "model.yaml").is_file())
+    if kind is None:
+        return names
+    return [n for n in names if read_info(n)["kind"] == kind]
 
 
 def model_dir(name_or_path: str | Path) -> Path:

@@ -228,7 +228,8 @@ def andi1_batch(rng: np.random.Generator, n: int, T: int, models=MODELS,
     out *= scale[:, None, None]
     logK += 2 * np.log(scale) - np.log(std).sum(axis=1)
     index = np.array([MODELS.index(m) for m in models])[label]
-    return {"positions": np.ascontiguousarray(out[:, :T_keep]), "alpha": alpha, "model": index, "noise": noise, "logK": logK}
+    return {"positions": np.ascontiguousarray(out[:, :T_keep]), "alpha": alpha,
+            "model": index, "noise": noise, "logK": logK}
 
 
 def _normalized_segment(rng, model: str, alpha: np.ndarray, n: int, T: int):
@@ -264,7 +265,7 @@ def two_segment_batch(rng: np.random.Generator, n: int, T: int, models=MODELS,
     for i in range(n):
         c = int(cp[i])
         segs = []
-        for lo_pt, npts in ((0, c + 1), (c, T - c)):
+        for _lo_pt, npts in ((0, c + 1), (c, T - c)):
             m = models[int(rng.integers(len(models)))]
             a = float(rng.choice(alpha_grid(m)))
             x, lk = _normalized_segment(rng, m, a, 1, npts)

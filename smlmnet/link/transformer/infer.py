@@ -1,0 +1,326 @@
+"""The transformer linker behind the :class:`~smlmnet.link.base.Linker` interface.
+
+Localizations are cut into overlapping windows of ``W`` frames (stride ``s`` ≤ W − 2G + 1, so
+every edge of up to ``G`` frames is scored in at least one window where *all* competitors of
+both of its ends are present too); a window wider than ``tile_um`` is split into spatial tiles
+with a halo of one cut-off distance (an edge is scored by the tile whose core holds its
+child). Each window gets the neighbour table of training
+(:func:`~smlmnet.link.transformer.graph.window_neighbours`) and windows are run through the
+network in flat batches of at most ``batch_tokens`` tokens (memory bounded, cost linear in the
+number of localizations), exactly as in training (same features, same normalization). Each
+edge's probability is the mean over the windows that see it with full context; the tracks are
+the global assignment on −log p costs with the "no link" cost −log(threshold) (the project's
+sparse LAP solver, or greedy), so every localization gets at most one parent and one child,
+and an edge may bridge up to ``G − 1`` missing frames (gap edges).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+from smlmnet.data import contracts as C
+from smlmnet.link.assignment import solve_sparse_assignment
+from smlmnet.link.base import Linker, check_localizations
+from smlmnet.link.transformer.graph import window_neighbours
+from smlmnet.link.transformer.net import LinkerNet, edge_probabilities
+from smlmnet.link.transformer.targets import PHOTONS, UNCERTAINTY
+
+log = logging.getLogger(__name__)
+
+#: values used when a table lacks the optional columns
+DEFAULT_PHOTONS = 1000.0
+DEFAULT_UNCERTAINTY_NM = 20.0
+
+
+def check_table(locs: pd.DataFrame) -> None:
+    """Raise ``ValueError`` with a clear message for tables the linker cannot use: missing
+    ``frame``/``x [nm]``/``y [nm]``, NaN or infinite values (positions, photons,
+    uncertainty), negative or non-integer frames, frames not sorted in increasing order."""
+    check_localizations(locs)
+    fr = locs[C.FRAME].to_numpy()
+    if len(fr) and not np.all(np.asarray(fr, float) == np.round(np.asarray(fr, float))):
+        raise ValueError("frames must be integers")
+    if len(fr) > 1 and np.any(np.diff(np.asarray(fr, np.int64)) < 0):
+        raise ValueError("localizations are not sorted by frame; sort them first, e.g. "
+                         "locs.sort_values('frame', kind='stable')")
+    for col in (PHOTONS, UNCERTAINTY):
+        if col in locs.columns:
+            v = locs[col].to_numpy(float)
+            if not np.isfinite(v).all():
+                raise ValueError(f"column {col!r} has NaN or infinite values")
+            if (v <= 0).any():
+                raise ValueError(f"column {col!r} must be > 0")
+
+
+class TransformerLinker(Linker):
+    """Learned linker (see the module docstring).
+
+    Args:
+        net: a trained :class:`LinkerNet`.
+        threshold: edges with a probability below it are never taken (tuned on validation
+            tables; stored in the model folder).
+        stride: frames between window starts (default and maximum ``W − 2G + 1``).
+        greedy: take edges most probable first instead of the optimal assignment.
+        tile_um: windows wider than this are split into square tiles of this side (plus a
+            halo of one cut-off), so coordinates stay in the training range.
+        batch_tokens: tokens per network call (memory: ``batch_tokens × K × d_model``).
+        min_prob: per-window edge probabilities below this are dropped (memory).
+        close_gaps_frames: after the assignment, a track end and a track start that are
+            ``G + 1`` to ``G + close_gaps_frames`` frames apart may be joined (longer dark
+            periods than the network's gap edges; 0 disables): cost ``d² / (Δt · s²)`` with
+            ``s²`` the mean squared step per frame of the two tracks (each shrunk towards the
+            median step of all tracks with weight 3), taken when below ``close_gaps_cost``
+            and only where unambiguous: the expected number of unrelated track starts in the
+            acceptance disk, ``ρ_starts · π · cost · Δt · s²``, must stay below
+            ``close_gaps_crowding``. Joins are one-to-one (sparse LAP). The defaults were
+            chosen on the linking benchmark's tuning seed (never on its report seeds).
+        device: torch device.
+        info: the model folder's ``model.yaml`` (kept for provenance).
+    """
+
+    name = "transformer"
+
+    def __init__(self, net: LinkerNet, threshold: float = 0.5, stride: int | None = None,
+                 greedy: bool = False, tile_um: float = 20.0, batch_tokens: int = 1024,
+                 min_prob: float = 1e-3, close_gaps_frames: int = 4,
+                 close_gaps_cost: float = 3.0, close_gaps_crowding: float = 0.03,
+                 device: str = "cpu", info: dict | None = None) -> None:
+        if not 0 < threshold < 1:
+            raise ValueError(f"threshold must lie in (0, 1); got {threshold}")
+        self.net = net.eval().to(device)
+        W, G = net.window, net.max_gap
+        max_stride = W - 2 * G + 1
+        if max_stride < 1:
+            raise ValueError(f"window {W} is too short for max_gap {G} (need W >= 2G)")
+        self.stride = max_stride if stride is None else int(stride)
+        if not 1 <= self.stride <= max_stride:
+            raise ValueError(f"stride must lie in [1, {max_stride}] for W={W}, G={G}")
+        self.threshold = float(threshold)
+        self.greedy = bool(greedy)
+        self.tile_nm = float(tile_um) * 1000.0
+        self.batch_tokens = int(batch_tokens)
+        self.min_prob = float(min_prob)
+        self.close_gaps_frames = int(close_gaps_frames)
+        self.close_gaps_cost = float(close_gaps_cost)
+        self.close_gaps_crowding = float(close_gaps_crowding)
+        self.device = device
+        self.info = info or {}
+        if greedy:
+            self.name = "transformer (greedy)"
+
+    # ------------------------------------------------------------------ windows and tiles
+    def _starts(self, f0: int, f1: int) -> np.ndarray:
+        W, s = self.net.window, self.stride
+        if f1 - f0 + 1 <= W:
+            return np.array([f0], np.int64)
+        n = int(np.ceil((f1 - f0 + 1 - W) / s)) + 1
+        return f0 + s * np.arange(n, dtype=np.int64)
+
+    def _tiles(self, rows: np.ndarray, xy: np.ndarray):
+        """One window's rows as (tile rows, core mask, centre): one tile unless the window is
+        wider than ``tile_um``; then square cores of that side with a halo of one cut-off
+        (an edge is kept from the tile whose core holds its child)."""
+        p = xy[rows]
+        lo, hi = p.min(0), p.max(0)
+        c = self.tile_nm
+        if (hi - lo).max() <= c:
+            yield rows, np.ones(rows.size, bool), 0.5 * (lo + hi)
+            return
+        h = self.net.cutoff_nm
+        g = np.floor((p - lo) / c).astype(np.int64)
+        for gx in range(int(g[:, 0].max()) + 1):
+            for gy in range(int(g[:, 1].max()) + 1):
+                core = (g[:, 0] == gx) & (g[:, 1] == gy)
+                if not core.any():
+                    continue
+                x0, y0 = lo[0] + gx * c, lo[1] + gy * c
+                inside = ((p[:, 0] >= x0 - h) & (p[:, 0] < x0 + c + h) & (p[:, 1] >= y0 - h)
+                          & (p[:, 1] < y0 + c + h))
+                sel = np.flatnonzero(inside)
+                yield rows[sel], core[sel], np.array([x0 + c / 2, y0 + c / 2])
+
+    @torch.inference_mode()
+    def _run_batch(self, tiles, frames, xy, ph, sig, first_last, out):
+        """Run tiles (flattened, neighbour tables shifted) through the net; append
+        (i, j, p) of the edges whose child is in the tile's core and whose window sees both
+        ends' competitors."""
+        W, G = self.net.window, self.net.max_gap
+        rows = np.concatenate([t[0] for t in tiles])
+        sizes = np.array([t[0].size for t in tiles])
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        x = np.concatenate([xy[t[0]] - t[2] for t in tiles]).astype(np.float32)
+        w_tok = np.repeat([t[3] for t in tiles], sizes)
+        fr = frames[rows] - w_tok
+        core = np.concatenate([t[1] for t in tiles])
+        nbr = np.concatenate([np.where(t[4] >= 0, t[4] + o, -1) for t, o in zip(tiles, offsets)])
+        tt = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
+        res = self.net(tt(x), tt(fr), tt(ph[rows]), tt(sig[rows]), tt(nbr))
+        prob = edge_probabilities(res, rows.size).cpu().numpy()
+        li, lj = res["edge_index"].cpu().numpy().T
+        ti, tj, w = frames[rows[li]], frames[rows[lj]], w_tok[lj]
+        ok = core[lj] & (prob >= self.min_prob)
+        ok &= (tj - G >= w) | (w == first_last[0])
+        ok &= (ti + G <= w + W - 1) | (w == first_last[1])
+        out.append((rows[li[ok]], rows[lj[ok]], prob[ok]))
+
+    def _n_valid_windows(self, starts: np.ndarray, ti: np.ndarray, tj: np.ndarray) -> np.ndarray:
+        """Number of windows that score edge (t_i, t_j) with full context."""
+        W, G = self.net.window, self.net.max_gap
+        s0, sl = starts[0], starts[-1]
+
+        def valid(w, strict):
+            ok = (w <= ti) & (w + W - 1 >= tj)
+            if strict:
+                return ok & (tj - G >= w) & (ti + G <= w + W - 1)
+            return ok & ((tj - G >= w) | (w == s0)) & ((ti + G <= w + W - 1) | (w == sl))
+
+        lo = np.maximum(tj - W + 1, ti + G - W + 1)
+        hi = np.minimum(ti, tj - G)
+        count = np.maximum(0, np.searchsorted(starts, hi, "right")
+                           - np.searchsorted(starts, lo, "left"))
+        count = count + (valid(s0, False) & ~valid(s0, True))
+        if sl != s0:
+            count = count + (valid(sl, False) & ~valid(sl, True))
+        return count
+
+    def edge_probabilities(self, locs: pd.DataFrame) -> pd.DataFrame:
+        """Window-averaged probabilities of the candidate edges of a checked, frame-sorted
+        table: columns ``i``, ``j`` (row positions, i earlier than j) and ``p``."""
+        n = len(locs)
+        empty = pd.DataFrame({"i": np.zeros(0, np.int64), "j": np.zeros(0, np.int64),
+                              "p": np.zeros(0)})
+        if n < 2:
+            return empty
+        frames = locs[C.FRAME].to_numpy(np.int64)
+        xy = locs[[C.X_NM, C.Y_NM]].to_numpy(np.float64)
+        ph = (locs[PHOTONS].to_numpy(np.float32) if PHOTONS in locs.columns
+              else np.full(n, DEFAULT_PHOTONS, np.float32))
+        sig = (locs[UNCERTAINTY].to_numpy(np.float32) if UNCERTAINTY in locs.columns
+               else np.full(n, DEFAULT_UNCERTAINTY_NM, np.float32))
+        W = self.net.window
+        starts = self._starts(int(frames[0]), int(frames[-1]))
+        first_last = (starts[0], starts[-1])
+        bounds = np.searchsorted(frames, np.stack([starts, starts + W]), "left")
+        nb_kwargs = self.net.neighbour_kwargs()
+        out, pending, pending_tokens = [], [], 0
+        for w, a, b in zip(starts, bounds[0], bounds[1]):
+            if b - a < 2:
+                continue
+            for rows, core, centre in self._tiles(np.arange(a, b), xy):
+                nbr = window_neighbours(frames[rows] - w, xy[rows], **nb_kwargs)
+                if pending and pending_tokens + rows.size > self.batch_tokens:
+                    self._run_batch(pending, frames, xy, ph, sig, first_last, out)
+                    pending, pending_tokens = [], 0
+                pending.append((rows, core, centre, int(w), nbr))
+                pending_tokens += rows.size
+        if pending:
+            self._run_batch(pending, frames, xy, ph, sig, first_last, out)
+        if not out:
+            return empty
+        gi = np.concatenate([o[0] for o in out])
+        gj = np.concatenate([o[1] for o in out])
+        gp = np.concatenate([o[2] for o in out])
+        key, inv = np.unique(gi * n + gj, return_inverse=True)
+        total = np.bincount(inv, weights=gp)
+        i, j = key // n, key % n
+        count = self._n_valid_windows(starts, frames[i], frames[j])
+        p = np.clip(total / np.maximum(count, 1), 0.0, 1.0)
+        return pd.DataFrame({"i": i, "j": j, "p": p})
+
+    def tracks_from_edges(self, n: int, edges: pd.DataFrame, threshold: float | None = None,
+                          greedy: bool | None = None) -> np.ndarray:
+        """Track label of each of ``n`` rows from edge probabilities (global assignment on
+        −log p with the no-link cost −log(threshold))."""
+        th = self.threshold if threshold is None else float(threshold)
+        greedy = self.greedy if greedy is None else greedy
+        p = edges["p"].to_numpy(float)
+        keep = p > th
+        i, j = edges["i"].to_numpy()[keep], edges["j"].to_numpy()[keep]
+        cost = -np.log(np.clip(p[keep], 1e-12, 1.0))
+        si, sj = solve_sparse_assignment(i, j, cost, n, n, -np.log(th), greedy)
+        graph = coo_matrix((np.ones(si.size), (si, sj)), shape=(n, n))
+        _, labels = connected_components(graph, directed=False)
+        return labels.astype(np.int64)
+
+    def link(self, locs: pd.DataFrame) -> pd.DataFrame:
+        """Copy of ``locs`` (frame-sorted, index reset) with a ``track_id`` column."""
+        check_table(locs)
+        out = locs.reset_index(drop=True).copy()
+        if len(out) == 0:
+            out[C.TRACK_ID] = pd.Series(dtype="int64")
+            return out
+        edges = self.edge_probabilities(out)
+        labels = self.tracks_from_edges(len(out), edges)
+        if self.close_gaps_frames > 0:
+            labels = self.close_gaps(out[C.FRAME].to_numpy(np.int64),
+                                     out[[C.X_NM, C.Y_NM]].to_numpy(float), labels)
+        out[C.TRACK_ID] = labels
+        return out
+
+    def close_gaps(self, frames: np.ndarray, xy: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Join track ends to track starts across longer gaps than the network's (see
+        ``close_gaps_frames``); returns new labels (tracks renumbered 0 … n−1)."""
+        G = self.net.max_gap
+        ids, inv = np.unique(labels, return_inverse=True)
+        m = ids.size
+        if m < 2:
+            return inv.astype(np.int64)
+        order = np.lexsort((frames, inv))
+        t_o = inv[order]
+        same = t_o[1:] == t_o[:-1]
+        a, b = order[:-1][same], order[1:][same]
+        step = ((xy[b] - xy[a]) ** 2).sum(1) / (frames[b] - frames[a])
+        glob = float(np.median(step)) if step.size else 1e4
+        n_steps = np.bincount(inv[a], minlength=m).astype(float)
+        s2 = (np.bincount(inv[a], weights=step, minlength=m) + 3.0 * glob) / (n_steps + 3.0)
+        first_pos = np.r_[0, np.flatnonzero(np.diff(t_o)) + 1]
+        last_pos = np.r_[first_pos[1:] - 1, order.size - 1]
+        start, end = order[first_pos], order[last_pos]          # per track (ids order)
+        span = np.ptp(xy, axis=0)
+        rho = m / ((np.ptp(frames) + 1) * max(float(span[0] * span[1]), 1.0))
+        c, lam = self.close_gaps_cost, self.close_gaps_crowding
+        dt_max = G + self.close_gaps_frames
+        radius = np.sqrt(c * dt_max * (s2 + s2.max()) / 2)
+        tree = cKDTree(xy[start])
+        ci, cj, cost = [], [], []
+        for A, near in enumerate(tree.query_ball_point(xy[end], radius)):
+            if not near:
+                continue
+            B = np.asarray(near, np.int64)
+            dt = frames[start[B]] - frames[end[A]]
+            s2ab = 0.5 * (s2[A] + s2[B])
+            d2 = ((xy[start[B]] - xy[end[A]]) ** 2).sum(1)
+            cst = d2 / (np.maximum(dt, 1) * s2ab)
+            ok = (B != A) & (dt > G) & (dt <= dt_max) & (cst < c) & (
+                rho * np.pi * c * dt * s2ab < lam)
+            ci.append(np.full(ok.sum(), A))
+            cj.append(B[ok])
+            cost.append(cst[ok])
+        if not ci:
+            return inv.astype(np.int64)
+        si, sj = solve_sparse_assignment(np.concatenate(ci), np.concatenate(cj),
+                                         np.concatenate(cost), m, m, c)
+        graph = coo_matrix((np.ones(si.size), (si, sj)), shape=(m, m))
+        _, merged = connected_components(graph, directed=False)
+        return merged[inv].astype(np.int64)
+
+
+def load_linker(folder: Path, info: dict, device: str = "cpu", **kwargs) -> TransformerLinker:
+    """Registry loader of kind ``linker``: the network of ``model.yaml`` with its weights and
+    tuned threshold (``kwargs`` override :class:`TransformerLinker` arguments)."""
+    from smlmnet.models.registry import build_net, load_weights
+
+    net = build_net(info["net"])
+    net.load_state_dict(load_weights(Path(folder), info, device))
+    kwargs.setdefault("threshold", float((info.get("thresholds") or {}).get("threshold", 0.5)))
+    for key, value in (info.get("gap_closing") or {}).items():
+        kwargs.setdefault(f"close_gaps_{key}", value)
+    return TransformerLinker(net, device=device, info=info, **kwargs)

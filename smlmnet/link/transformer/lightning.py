@@ -1,0 +1,124 @@
+"""Thin Lightning wrappers of the transformer linker: the module (loss, optimizer, logging)
+and the data module (simulated localization windows streamed on the fly)."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from smlmnet.link.transformer.loss import linking_loss
+from smlmnet.link.transformer.net import LinkerNet
+from smlmnet.link.transformer.targets import SimulatedLinkingDataset, collate_windows
+
+
+class LinkerModule(L.LightningModule):
+    """Args: net (a :class:`LinkerNet`, built by Hydra), lr (peak of warm-up + cosine),
+    weight_decay, bce_weight and pos_weight of :func:`linking_loss`."""
+
+    def __init__(self, net: LinkerNet, lr: float = 1e-3, weight_decay: float = 0.01,
+                 bce_weight: float = 0.1, pos_weight: float = 2.0) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["net"])
+        self.hparams["net_config"] = net.config()
+        self.net = net
+
+    def _step(self, batch):
+        out = self.net(batch["xy"], batch["frame"], batch["photons"], batch["sigma"],
+                       batch["nbr"])
+        return linking_loss(out, batch["parent"], self.hparams.bce_weight,
+                            self.hparams.pos_weight)
+
+    def training_step(self, batch, batch_idx):
+        terms = self._step(batch)
+        B = batch["seed"].shape[0]
+        if not torch.isfinite(terms["loss"]):
+            # DDP-safe: every rank still runs backward through the same parameters
+            return sum(p.sum() for p in self.parameters()) * 0.0
+        self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=True, batch_size=B)
+        return terms["loss"]
+
+    def validation_step(self, batch, batch_idx):
+        terms = self._step(batch)
+        self.log_dict({f"val/{k}": v for k, v in terms.items()}, batch_size=batch["seed"].shape[0],
+                      sync_dist=True)
+
+    def configure_optimizers(self):
+        """AdamW, linear warm-up over 5 % of the planned optimizer steps, cosine to 5 %."""
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
+                                weight_decay=self.hparams.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warm = max(1, total // 20)
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            progress = min(1.0, (step - warm) / max(1, total - warm))
+            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def export_model_folder(self, cfg, datamodule, run_dir):
+        """Write a model folder after training (``train.py export_pretrained=DIR``)."""
+        from smlmnet.link.transformer.export import export_trained
+
+        return export_trained(cfg, self, datamodule, run_dir)
+
+
+class LinkingDataModule(L.LightningDataModule):
+    """Simulated localization windows: training items (``seed``, new every epoch), fixed
+    validation items (``seed + 1``) and fixed test items (``seed + 2``).
+
+    Args:
+        window, max_gap: W and G (must match the net). neighbours: cut-off and neighbours
+        per frame (must match the net). batch_size, train_items, val_items,
+        num_workers, seed. target_tokens, max_tokens, ranges: see
+        :class:`~smlmnet.link.transformer.targets.SimulatedLinkingDataset`.
+    """
+
+    def __init__(self, window: int = 8, max_gap: int = 3, neighbours: dict | None = None,
+                 batch_size: int = 16,
+                 train_items: int = 4096, val_items: int = 256, num_workers: int = 1,
+                 seed: int = 0, target_tokens=(64, 192), max_tokens: int = 256,
+                 ranges: dict | None = None) -> None:
+        super().__init__()
+        if ranges is not None:
+            from omegaconf import DictConfig, OmegaConf
+
+            if isinstance(ranges, DictConfig):
+                ranges = OmegaConf.to_container(ranges, resolve=True)
+            ranges = dict(ranges)
+        if neighbours is not None:
+            from omegaconf import DictConfig, OmegaConf
+
+            if isinstance(neighbours, DictConfig):
+                neighbours = OmegaConf.to_container(neighbours, resolve=True)
+            neighbours = dict(neighbours)
+        target_tokens = [int(v) for v in target_tokens]
+        self.save_hyperparameters()
+        common = dict(window=window, max_gap=max_gap, neighbours=neighbours,
+                      target_tokens=target_tokens,
+                      max_tokens=max_tokens, ranges=ranges)
+        self.train_set = SimulatedLinkingDataset(length=train_items, seed=seed, **common)
+        self.val_set = SimulatedLinkingDataset(length=val_items, seed=seed + 1, **common)
+        self.test_set = SimulatedLinkingDataset(length=val_items, seed=seed + 2, **common)
+
+    def _loader(self, dataset, persistent: bool):
+        h = self.hparams
+        return DataLoader(dataset, batch_size=h.batch_size, num_workers=h.num_workers,
+                          collate_fn=collate_windows,
+                          persistent_workers=persistent and h.num_workers > 0)
+
+    def train_dataloader(self):
+        if self.trainer is not None:
+            self.train_set.set_epoch(self.trainer.current_epoch)
+        return self._loader(self.train_set, persistent=False)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set, persistent=True)
+
+    def test_dataloader(self):
+        return self._loader(self.test_set, persistent=False)
