@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import math
-
 import lightning as L
-import torch
 from torch.utils.data import DataLoader
 
 from smlmnet.diffusion.trajnet.loss import trajectory_loss
 from smlmnet.diffusion.trajnet.net import TrajectoryNet
 from smlmnet.diffusion.trajnet.targets import AnDi1Stream
+from smlmnet.models.optim import adamw_warmup_cosine
 from smlmnet.simulate.andi1 import MODELS, NOISE_LEVELS
 
 
@@ -53,20 +51,9 @@ class TrajectoryModule(L.LightningModule):
             self.log("val/model_f1", acc, batch_size=B, sync_dist=True)
 
     def configure_optimizers(self):
-        """AdamW, linear warm-up over 5 % of the planned steps, cosine down to 5 %."""
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
-                                weight_decay=self.hparams.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = max(1, total // 20)
-
-        def factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            progress = min(1.0, (step - warm) / max(1, total - warm))
-            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        """AdamW with warm-up + cosine over the planned optimizer steps
+        (:func:`smlmnet.models.optim.adamw_warmup_cosine`)."""
+        return adamw_warmup_cosine(self)
 
     def export_model_folder(self, cfg, datamodule, run_dir):
         """``train.py export_pretrained=DIR``: write a model folder (kind ``trajectory``)."""

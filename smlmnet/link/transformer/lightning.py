@@ -3,8 +3,6 @@ and the data module (simulated localization windows streamed on the fly)."""
 
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
@@ -12,6 +10,7 @@ from torch.utils.data import DataLoader
 from smlmnet.link.transformer.loss import linking_loss
 from smlmnet.link.transformer.net import LinkerNet
 from smlmnet.link.transformer.targets import SimulatedLinkingDataset, collate_windows
+from smlmnet.models.optim import adamw_warmup_cosine
 
 
 class LinkerModule(L.LightningModule):
@@ -46,20 +45,9 @@ class LinkerModule(L.LightningModule):
                       sync_dist=True)
 
     def configure_optimizers(self):
-        """AdamW, linear warm-up over 5 % of the planned optimizer steps, cosine to 5 %."""
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
-                                weight_decay=self.hparams.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = max(1, total // 20)
-
-        def factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            progress = min(1.0, (step - warm) / max(1, total - warm))
-            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        """AdamW with warm-up + cosine over the planned optimizer steps
+        (:func:`smlmnet.models.optim.adamw_warmup_cosine`)."""
+        return adamw_warmup_cosine(self)
 
     def export_model_folder(self, cfg, datamodule, run_dir):
         """Write a model folder after training (``train.py export_pretrained=DIR``)."""

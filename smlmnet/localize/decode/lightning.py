@@ -22,6 +22,7 @@ from smlmnet.localize.decode.net import DecodeNet
 from smlmnet.localize.decode.post import detect_emitters
 from smlmnet.localize.decode.targets import middle_frame_targets
 from smlmnet.metrics.localization import smlm_metrics
+from smlmnet.models.optim import adamw_warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -134,24 +135,9 @@ class LocalizerModule(L.LightningModule):
             log.warning("could not log the example image: %s", err)
 
     def configure_optimizers(self):
-        """AdamW with a warm-up + cosine schedule over the run's total number of optimizer
-        steps (``trainer.max_steps``, or epochs × batches): the schedule depends on steps,
-        not on wall-clock time or hardware."""
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
-                                weight_decay=self.hparams.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = max(1, total // 20)
-
-        def factor(step: int) -> float:
-            # linear warm-up over 5 % of the steps, then cosine down to 5 % of the peak; past
-            # the planned end (a resumed run given more steps) it stays at the floor
-            if step < warm:
-                return (step + 1) / warm
-            progress = min(1.0, (step - warm) / max(1, total - warm))
-            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        """AdamW with warm-up + cosine over the planned optimizer steps
+        (:func:`smlmnet.models.optim.adamw_warmup_cosine`)."""
+        return adamw_warmup_cosine(self)
 
     def export_model_folder(self, cfg, datamodule, run_dir):
         """Write a model folder after training (``train.py export_pretrained=DIR``)."""
