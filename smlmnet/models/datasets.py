@@ -27,6 +27,19 @@ def _rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
+def shard_indices(length: int | None) -> Iterator[int]:
+    """Item indices of this data-loader worker on this rank: ``0..length-1`` (endless when
+    ``length`` is None) dealt round-robin over every worker of every rank, so no two
+    processes draw the same item."""
+    info = get_worker_info()
+    worker, n_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+    rank, world = _rank_and_world()
+    index, step = rank * n_workers + worker, world * n_workers
+    while length is None or index < length:
+        yield index
+        index += step
+
+
 def item_seed(seed: int, epoch: int, index: int) -> int:
     """Seed of item ``index`` in ``epoch`` (a 63-bit integer)."""
     state = np.random.SeedSequence([seed, epoch, index]).generate_state(2, dtype=np.uint32)
@@ -137,11 +150,4 @@ class SimulatedMovieDataset(IterableDataset):
         }
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        info = get_worker_info()
-        worker, n_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        rank, world = _rank_and_world()
-        shard, n_shards = rank * n_workers + worker, world * n_workers
-        index = shard
-        while self.length is None or index < self.length:
-            yield self.make_item(index)
-            index += n_shards
+        return (self.make_item(i) for i in shard_indices(self.length))

@@ -23,9 +23,9 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset
 
-from smlmnet.models.datasets import _rank_and_world, item_seed
+from smlmnet.models.datasets import _rank_and_world, item_seed, shard_indices
 from smlmnet.simulate.andi1 import MODELS, NOISE_LEVELS, andi1_batch, two_segment_batch
 
 
@@ -135,11 +135,4 @@ class AnDi1Stream(IterableDataset):
                 "seed": torch.tensor(s, dtype=torch.int64)}
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        info = get_worker_info()
-        worker, n_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        rank, world = _rank_and_world()
-        shard, n_shards = rank * n_workers + worker, world * n_workers
-        index = shard
-        while self.length is None or index < self.length:
-            yield self.make_batch(index)
-            index += n_shards
+        return (self.make_batch(i) for i in shard_indices(self.length))

@@ -22,11 +22,11 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset
 
 from smlmnet.data import contracts as C
 from smlmnet.link.transformer.graph import window_neighbours
-from smlmnet.models.datasets import _rank_and_world, item_seed
+from smlmnet.models.datasets import _rank_and_world, item_seed, shard_indices
 from smlmnet.simulate.config import SimulationConfig
 from smlmnet.simulate.photophysics import blinking_mask
 from smlmnet.simulate.trajectories import simulate_trajectories
@@ -265,14 +265,7 @@ class SimulatedLinkingDataset(IterableDataset):
         return table_item(df, W, self.max_gap, self.neighbours, centre, s)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        info = get_worker_info()
-        worker, n_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        rank, world = _rank_and_world()
-        shard, n_shards = rank * n_workers + worker, world * n_workers
-        index = shard
-        while self.length is None or index < self.length:
-            yield self.make_item(index)
-            index += n_shards
+        return (self.make_item(i) for i in shard_indices(self.length))
 
 
 def table_item(df: pd.DataFrame, window: int, max_gap: int, neighbours: dict,
