@@ -289,25 +289,21 @@ class TransformerLinker(Linker):
         c, lam = self.close_gaps_cost, self.close_gaps_crowding
         dt_max = G + self.close_gaps_frames
         radius = np.sqrt(c * dt_max * (s2 + s2.max()) / 2)
-        tree = cKDTree(xy[start])
-        ci, cj, cost = [], [], []
-        for A, near in enumerate(tree.query_ball_point(xy[end], radius)):
-            if not near:
-                continue
-            B = np.asarray(near, np.int64)
-            dt = frames[start[B]] - frames[end[A]]
-            s2ab = 0.5 * (s2[A] + s2[B])
-            d2 = ((xy[start[B]] - xy[end[A]]) ** 2).sum(1)
-            cst = d2 / (np.maximum(dt, 1) * s2ab)
-            ok = (B != A) & (dt > G) & (dt <= dt_max) & (cst < c) & (
-                rho * np.pi * c * dt * s2ab < lam)
-            ci.append(np.full(ok.sum(), A))
-            cj.append(B[ok])
-            cost.append(cst[ok])
-        if not ci:
+        near = cKDTree(xy[start]).query_ball_point(xy[end], radius)
+        counts = np.fromiter((len(v) for v in near), np.int64, m)
+        if not counts.any():
             return inv.astype(np.int64)
-        si, sj = solve_sparse_assignment(np.concatenate(ci), np.concatenate(cj),
-                                         np.concatenate(cost), m, m, c)
+        A = np.repeat(np.arange(m), counts)                   # track whose end
+        B = np.fromiter((b for v in near for b in v), np.int64, int(counts.sum()))  # → start
+        dt = frames[start[B]] - frames[end[A]]
+        s2ab = 0.5 * (s2[A] + s2[B])
+        d2 = ((xy[start[B]] - xy[end[A]]) ** 2).sum(1)
+        cst = d2 / (np.maximum(dt, 1) * s2ab)
+        ok = (B != A) & (dt > G) & (dt <= dt_max) & (cst < c) & (
+            rho * np.pi * c * dt * s2ab < lam)
+        if not ok.any():
+            return inv.astype(np.int64)
+        si, sj = solve_sparse_assignment(A[ok], B[ok], cst[ok], m, m, c)
         graph = coo_matrix((np.ones(si.size), (si, sj)), shape=(m, m))
         _, merged = connected_components(graph, directed=False)
         return merged[inv].astype(np.int64)

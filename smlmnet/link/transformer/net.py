@@ -48,20 +48,32 @@ class NeighbourAttentionLayer(nn.Module):
         self.ff = nn.Sequential(nn.Linear(d_model, ff), nn.GELU(), nn.Linear(ff, d_model))
         self.bias = nn.Parameter(torch.zeros(n_bias, n_heads))
 
+    #: tokens per attention chunk: the gathered keys/values of a chunk (``chunk × K × 2D``
+    #: floats) stay in cache, which is several times faster on a CPU than one big gather
+    chunk_tokens = 128
+
     def forward(self, h: torch.Tensor, nbr: torch.Tensor, bin_index: torch.Tensor,
                 valid: torch.Tensor) -> torch.Tensor:
         """h ``(T, D)``; nbr ``(T, K)`` (−1 replaced by 0 and masked by ``valid``)."""
         T, D = h.shape
-        K = nbr.shape[1]
         q, k, v = self.qkv(self.norm1(h)).view(T, 3, self.h, self.dk).unbind(1)
-        kv = torch.stack([k, v], 1).reshape(T, 2 * D)
-        g = kv.index_select(0, nbr.reshape(-1)).view(T, K, 2, self.h, self.dk)
-        score = torch.einsum("thd,tkhd->tkh", q, g[:, :, 0]) / math.sqrt(self.dk)
-        score = (score + self.bias[bin_index]).masked_fill(~valid[..., None], float("-inf"))
-        w = torch.softmax(score, dim=1)                           # (T, K, H)
-        att = torch.einsum("tkh,tkhd->thd", w, g[:, :, 1]).reshape(T, D)
-        h = h + self.proj(att)
+        k, v = k.reshape(T, D), v.reshape(T, D)
+        bias = self.bias[bin_index].masked_fill(~valid[..., None], float("-inf"))  # (T, K, H)
+        att = torch.cat([self._attend(q[s], k, v, nbr[s], bias[s])
+                         for s in (slice(a, a + self.chunk_tokens)
+                                   for a in range(0, T, self.chunk_tokens))]) if T else q
+        h = h + self.proj(att.reshape(T, D))
         return h + self.ff(self.norm2(h))
+
+    def _attend(self, q, k, v, nbr, bias):
+        """Attention of a chunk of ``t`` queries ``(t, H, dk)`` over their ``K`` neighbours'
+        keys/values (rows of ``k``, ``v`` ``(T, D)``) with additive bias ``(t, K, H)``."""
+        t, K = nbr.shape
+        idx = nbr.reshape(-1)
+        kk = k.index_select(0, idx).view(t, K, self.h, self.dk).transpose(1, 2)
+        vv = v.index_select(0, idx).view(t, K, self.h, self.dk).transpose(1, 2)
+        mask = bias.permute(0, 2, 1)[:, :, None, :]                 # (t, H, 1, K)
+        return F.scaled_dot_product_attention(q[:, :, None], kk, vv, attn_mask=mask)[:, :, 0]
 
 
 class LinkerNet(nn.Module):
@@ -119,6 +131,25 @@ class LinkerNet(nn.Module):
         self.pair_out = nn.Sequential(nn.ReLU(), nn.Linear(pair_hidden, pair_hidden), nn.ReLU(),
                                       nn.Linear(pair_hidden, 1))
 
+    #: edges per pair-MLP chunk (the chunk's hidden activations stay in cache)
+    chunk_edges = 2048
+
+    def _pair_logits(self, hs, hd, xy, frame, sigma, ls, i, j):
+        """Logits ``(e,)`` of edges ``i → j`` from the projected token states ``hs``/``hd``
+        ``(T, P)`` and the pair's displacement features."""
+        G = self.max_gap
+        d = xy[j] - xy[i]
+        r = d.norm(dim=-1)
+        s2 = sigma[i] ** 2 + sigma[j] ** 2
+        feats = torch.cat([
+            d / 1000.0, r[:, None] / 1000.0, torch.log1p(r / 100.0)[:, None],
+            F.one_hot((frame[j] - frame[i] - 1).clamp(0, G - 1), G).float(),
+            ls[i][:, None], ls[j][:, None],
+            fourier_features(r[:, None], self.pair_wavelengths),
+            torch.log1p(r**2 / s2)[:, None]], dim=-1)
+        z = torch.addmm(hs[i] + hd[j], feats, self.pair_feat.weight.t()) + self.pair_feat.bias
+        return self.pair_out(z)[:, 0]
+
     def config(self) -> dict:
         """Constructor arguments (for model folders and checkpoints)."""
         return dict(self._config)
@@ -167,17 +198,12 @@ class LinkerNet(nn.Module):
         j = torch.cat([nb[fwd], src[bwd]])
         key = torch.unique(i * T + j)
         i, j = key // max(T, 1), key % max(T, 1)
-        d = xy[j] - xy[i]
-        r = d.norm(dim=-1)
-        s2 = sigma[i] ** 2 + sigma[j] ** 2
-        feats = torch.cat([
-            d / 1000.0, r[:, None] / 1000.0, torch.log1p(r / 100.0)[:, None],
-            F.one_hot((frame[j] - frame[i] - 1).clamp(0, G - 1), G).float(),
-            ls[i][:, None], ls[j][:, None],
-            fourier_features(r[:, None], self.pair_wavelengths),
-            torch.log1p(r**2 / s2)[:, None]], dim=-1)
-        z = self.pair_src(h)[i] + self.pair_dst(h)[j] + self.pair_feat(feats)
-        return {"edge_index": torch.stack([i, j], 1), "edge_logit": self.pair_out(z)[:, 0]}
+        hs, hd = self.pair_src(h), self.pair_dst(h)
+        logit = torch.cat([self._pair_logits(hs, hd, xy, frame, sigma, ls, i[c], j[c])
+                           for c in (slice(a, a + self.chunk_edges)
+                                     for a in range(0, i.numel(), self.chunk_edges))]
+                          ) if i.numel() else h.new_zeros(0)
+        return {"edge_index": torch.stack([i, j], 1), "edge_logit": logit}
 
 
 def _group_logsumexp(logit: torch.Tensor, group: torch.Tensor, n: int) -> torch.Tensor:
