@@ -60,6 +60,36 @@ def check_table(locs: pd.DataFrame) -> None:
                 raise ValueError(f"column {col!r} must be > 0")
 
 
+def _edge_frame(parts: list, n: int) -> pd.DataFrame:
+    """Concatenate ``(i, j, p)`` parts into the edge table."""
+    parts = [p for p in parts if p[0].size]
+    cat = (lambda k, dt: np.concatenate([p[k] for p in parts]) if parts  # noqa: E731
+           else np.zeros(0, dt))
+    return pd.DataFrame({"i": cat(0, np.int64), "j": cat(1, np.int64), "p": cat(2, float)})
+
+
+def _average_final(open_edges: list, frames: np.ndarray, n: int, next_start: int,
+                   starts: np.ndarray, n_valid_windows, keep_above: float):
+    """Split the scored ``(i, j, p)`` triples into final edges (parent frame before
+    ``next_start``: no later window scores them), averaged over their windows and kept when
+    ``p > keep_above``, and the still-open triples."""
+    if not open_edges:
+        return (np.zeros(0, np.int64),) * 2 + (np.zeros(0),), []
+    gi = np.concatenate([o[0] for o in open_edges])
+    gj = np.concatenate([o[1] for o in open_edges])
+    gp = np.concatenate([o[2] for o in open_edges])
+    done = frames[gi] < next_start
+    rest = [(gi[~done], gj[~done], gp[~done])] if (~done).any() else []
+    gi, gj, gp = gi[done], gj[done], gp[done]
+    key, inv = np.unique(gi * n + gj, return_inverse=True)
+    total = np.bincount(inv, weights=gp)
+    i, j = key // n, key % n
+    count = n_valid_windows(starts, frames[i], frames[j])
+    p = np.clip(total / np.maximum(count, 1), 0.0, 1.0)
+    keep = p > keep_above
+    return (i[keep], j[keep], p[keep]), rest
+
+
 class TransformerLinker(Linker):
     """Learned linker (see the module docstring).
 
@@ -191,14 +221,18 @@ class TransformerLinker(Linker):
             count = count + (valid(sl, False) & ~valid(sl, True))
         return count
 
-    def edge_probabilities(self, locs: pd.DataFrame) -> pd.DataFrame:
+    def edge_probabilities(self, locs: pd.DataFrame, keep_above: float = 0.0) -> pd.DataFrame:
         """Window-averaged probabilities of the candidate edges of a checked, frame-sorted
-        table: columns ``i``, ``j`` (row positions, i earlier than j) and ``p``."""
+        table: columns ``i``, ``j`` (row positions, i earlier than j) and ``p``.
+
+        Windows are streamed: an edge is final once the windows have moved past its parent's
+        frame, and then only kept when ``p > keep_above`` (the linker passes its threshold), so
+        the working memory is bounded by a few windows' edges plus the kept edges (about one
+        per localization), not by all scored edges of the movie.
+        """
         n = len(locs)
-        empty = pd.DataFrame({"i": np.zeros(0, np.int64), "j": np.zeros(0, np.int64),
-                              "p": np.zeros(0)})
         if n < 2:
-            return empty
+            return _edge_frame([], n)
         frames = locs[C.FRAME].to_numpy(np.int64)
         xy = locs[[C.X_NM, C.Y_NM]].to_numpy(np.float64)
         ph = (locs[PHOTONS].to_numpy(np.float32) if PHOTONS in locs.columns
@@ -210,30 +244,28 @@ class TransformerLinker(Linker):
         first_last = (starts[0], starts[-1])
         bounds = np.searchsorted(frames, np.stack([starts, starts + W]), "left")
         nb_kwargs = self.net.neighbour_kwargs()
-        out, pending, pending_tokens = [], [], 0
-        for w, a, b in zip(starts, bounds[0], bounds[1]):
+        open_edges, final, pending, pending_tokens = [], [], [], 0
+
+        def flush(next_start):
+            self._run_batch(pending, frames, xy, ph, sig, first_last, open_edges)
+            done, keep = _average_final(open_edges, frames, n, next_start, starts,
+                                        self._n_valid_windows, keep_above)
+            final.append(done)
+            open_edges[:] = keep
+
+        for k, (w, a, b) in enumerate(zip(starts, bounds[0], bounds[1])):
             if b - a < 2:
                 continue
             for rows, core, centre in self._tiles(np.arange(a, b), xy):
-                nbr = window_neighbours(frames[rows] - w, xy[rows], **nb_kwargs)
                 if pending and pending_tokens + rows.size > self.batch_tokens:
-                    self._run_batch(pending, frames, xy, ph, sig, first_last, out)
+                    flush(int(w))          # windows from w on are still to come
                     pending, pending_tokens = [], 0
+                nbr = window_neighbours(frames[rows] - w, xy[rows], **nb_kwargs)
                 pending.append((rows, core, centre, int(w), nbr))
                 pending_tokens += rows.size
         if pending:
-            self._run_batch(pending, frames, xy, ph, sig, first_last, out)
-        if not out:
-            return empty
-        gi = np.concatenate([o[0] for o in out])
-        gj = np.concatenate([o[1] for o in out])
-        gp = np.concatenate([o[2] for o in out])
-        key, inv = np.unique(gi * n + gj, return_inverse=True)
-        total = np.bincount(inv, weights=gp)
-        i, j = key // n, key % n
-        count = self._n_valid_windows(starts, frames[i], frames[j])
-        p = np.clip(total / np.maximum(count, 1), 0.0, 1.0)
-        return pd.DataFrame({"i": i, "j": j, "p": p})
+            flush(np.iinfo(np.int64).max)
+        return _edge_frame(final, n)
 
     def tracks_from_edges(self, n: int, edges: pd.DataFrame, threshold: float | None = None,
                           greedy: bool | None = None) -> np.ndarray:
@@ -257,7 +289,7 @@ class TransformerLinker(Linker):
         if len(out) == 0:
             out[C.TRACK_ID] = pd.Series(dtype="int64")
             return out
-        edges = self.edge_probabilities(out)
+        edges = self.edge_probabilities(out, keep_above=self.threshold)
         labels = self.tracks_from_edges(len(out), edges)
         if self.close_gaps_frames > 0:
             labels = self.close_gaps(out[C.FRAME].to_numpy(np.int64),
