@@ -257,3 +257,26 @@ def test_gap_closing_joins_tracks_across_longer_dark_periods_only_when_enabled(s
 
     apart = load(SHIPPED, close_gaps_frames=0).link(locs)
     assert apart.loc[table["true"] == 0, C.TRACK_ID].nunique() == 2
+
+
+def test_window_neighbours_match_brute_force():
+    """Each token's neighbour columns hold, per frame offset δ, exactly its k(δ) nearest
+    tokens of frame f + δ within the cut-off, nearest first (brute force on tie-free data)."""
+    from smlmnet.link.transformer.graph import window_neighbours
+
+    rng = np.random.default_rng(5)
+    W, G, cut, ks, kn, kf = 8, 3, 1500.0, 3, 4, 1
+    frame = rng.integers(0, W, 300)
+    xy = rng.uniform(0, 6000, (300, 2))
+    nbr = window_neighbours(frame, xy, W, G, cut, ks, kn, kf)
+    for t in rng.choice(300, 40, replace=False):
+        col, expect = 1, []
+        for delta in range(-(W - 1), W):
+            k = ks if delta == 0 else (kn if abs(delta) <= G else kf)
+            cand = np.flatnonzero((frame == frame[t] + delta) & (np.arange(300) != t))
+            d = np.hypot(*(xy[cand] - xy[t]).T)
+            near = cand[np.argsort(d)][: k][np.sort(d)[: k] <= cut]
+            expect.append(np.r_[near, -np.ones(k - near.size, int)])
+            col += k
+        assert nbr[t, 0] == t
+        np.testing.assert_array_equal(nbr[t, 1:], np.concatenate(expect))

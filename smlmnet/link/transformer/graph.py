@@ -39,32 +39,32 @@ def window_neighbours(frame: np.ndarray, xy: np.ndarray, window: int, max_gap: i
     if n == 0:
         return out
     frame = np.asarray(frame, np.int64)
+    deltas = np.arange(-(window - 1), window)
+    k_of = np.where(deltas == 0, k_same, np.where(np.abs(deltas) <= max_gap, k_near, k_far))
+    col_of = 1 + np.r_[0, np.cumsum(k_of)[:-1]]           # first column of each δ
+    kq = int(max(k_same + 1, k_near, k_far))
     order = np.argsort(frame, kind="stable")
-    present = np.unique(frame)
-    rows = {f: order[np.searchsorted(frame[order], f, "left"):
-                     np.searchsorted(frame[order], f, "right")] for f in present}
-    trees = {f: cKDTree(xy[r]) for f, r in rows.items()}
-    col = 1
-    for delta in range(-(window - 1), window):
-        k = k_same if delta == 0 else (k_near if abs(delta) <= max_gap else k_far)
-        kq = k + 1 if delta == 0 else k
-        for f in present:
-            g = f + delta
-            if g not in trees:
-                continue
-            src = rows[f]
-            d, idx = trees[g].query(xy[src], k=kq, distance_upper_bound=cutoff_nm)
-            d, idx = d.reshape(len(src), kq), idx.reshape(len(src), kq)
-            tgt_rows = rows[g]
-            valid = np.isfinite(d)
-            found = np.where(valid, tgt_rows[np.minimum(idx, len(tgt_rows) - 1)], -1)
-            if delta == 0:  # drop the token itself
-                is_self = found == src[:, None]
-                keep = np.where(is_self.any(1)[:, None], ~is_self, True)
-                found = np.where(keep, found, -1)
-                # move −1 of the dropped self to the end, keep k columns
-                srt = np.argsort(found < 0, axis=1, kind="stable")
-                found = np.take_along_axis(found, srt, 1)[:, :k]
-            out[src, col:col + k] = found
-        col += k
+    present, first = np.unique(frame[order], return_index=True)
+    last = np.r_[first[1:], n]
+    for g, a, b in zip(present, first, last):
+        # one query per target frame g for every token of the window: token i (frame f)
+        # keeps its k(δ) nearest, δ = g − f (ties at exactly equal distances may be ordered
+        # differently than by a query of k(δ) alone)
+        tgt = order[a:b]
+        src = np.flatnonzero(np.abs(frame - g) <= window - 1)
+        d, idx = cKDTree(xy[tgt]).query(xy[src], k=kq, distance_upper_bound=cutoff_nm)
+        d, idx = d.reshape(src.size, kq), idx.reshape(src.size, kq)
+        found = np.where(np.isfinite(d), tgt[np.minimum(idx, tgt.size - 1)], -1)
+        delta = g - frame[src]
+        same = delta == 0
+        if same.any():                                    # drop the token itself
+            fs = found[same]
+            fs = np.where(fs == src[same][:, None], -1, fs)
+            srt = np.argsort(fs < 0, axis=1, kind="stable")
+            found[same] = np.take_along_axis(fs, srt, 1)
+        di = delta + window - 1
+        kk, c0 = k_of[di], col_of[di]
+        for j in range(int(kk.max())):
+            use = kk > j
+            out[src[use], c0[use] + j] = found[use, j]
     return out
