@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from smlmnet.data import contracts as C
 from smlmnet.evaluation.report import write_report
@@ -66,17 +67,44 @@ def _ci95(values) -> tuple[float, float]:
                                   / np.sqrt(v.size))
 
 
-def grid_table(g, density: float, D: float, seed: int):
+def grid_table(g, density: float, D: float, seed: int, motion: str = "brownian"):
     """The grid's localization table of one cell and seed (Brownian D in µm²/s, ``density``
     on-emitters/µm² per frame, blinking, missed detections, false positives, localization
-    noise; :func:`smlmnet.link.transformer.targets.simulate_table`)."""
+    noise; :func:`smlmnet.link.transformer.targets.simulate_table`). ``motion`` other than
+    ``"brownian"`` names a motion mixture under ``grid.motions`` (e.g. the switching
+    preset's two-state model) and ``D`` is then only a label."""
     from smlmnet.link.transformer.targets import simulate_table
 
     fixed = dict(g.fixed)
-    rng = np.random.default_rng([int(seed), int(round(density * 1000)), int(round(D * 1000))])
+    tag = int(round(D * 1000)) if motion == "brownian" else 10**7 + sum(map(ord, motion))
+    rng = np.random.default_rng([int(seed), int(round(density * 1000)), tag])
+    motions = ([{"model": "brownian", "D_um2_s": float(D)}] if motion == "brownian"
+               else OmegaConf.to_container(g.motions[motion], resolve=True))
     return simulate_table(rng, int(g.n_frames), float(g.side_um),
                           density * float(fixed["detection_probability"]),
-                          motions=[{"model": "brownian", "D_um2_s": float(D)}], fixed=fixed)
+                          motions=motions, fixed=fixed)
+
+
+def mean_state_D(motions) -> float:
+    """Stationary mean D (µm²/s) of a motion mixture whose entries are ``multistate`` models
+    (state D ranges' centres weighted by the stationary distribution of the transition
+    matrix) or Brownian ones: the D that places a non-Brownian cell on the density × D axis."""
+    total, weight = 0.0, 0.0
+    for m in motions:
+        w = float(m.get("weight", 1.0))
+        if m["model"] == "multistate":
+            P = np.asarray(m["transition_matrix"], float)
+            vals, vecs = np.linalg.eig(P.T)
+            pi = np.real(vecs[:, np.argmin(np.abs(vals - 1))])
+            pi = pi / pi.sum()
+            Ds = [0.5 * (st["D_um2_s"]["low"] + st["D_um2_s"]["high"])
+                  if isinstance(st["D_um2_s"], dict) else float(st["D_um2_s"])
+                  for st in m["states"]]
+            total += w * float(np.dot(pi, Ds))
+        else:
+            total += w * float(m["D_um2_s"])
+        weight += w
+    return total / weight
 
 
 def _score(table, tracks, gate_nm, frame_time_s, D, min_points, max_tracks=30):
@@ -120,50 +148,55 @@ def run_grid(cfg, linkers: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
         "smlmnet.peers")}
     peers = {k: type(v) for k, v in linkers.items() if type(v).__module__.startswith(
         "smlmnet.peers")}
+    cells = [(float(rho), float(D), "brownian") for rho in g.densities for D in g.D_um2_s]
+    for motion, rhos in (g.get("extra_cells") or {}).items():   # e.g. the switching preset
+        D_eff = mean_state_D(OmegaConf.to_container(g.motions[motion], resolve=True))
+        cells += [(float(rho), D_eff, motion) for rho in rhos]
     rows, times = [], {}
-    for density in g.densities:
-        for D in g.D_um2_s:
-            tune = grid_table(g, density, D, int(g.tuning_seed))
-            tune_locs = tune.drop(columns=C.TRACK_ID)
-            best = None
-            for r in g.search_radius_nm:
-                for gap in g.max_gap:
-                    a = tracking_metrics(tune[tune[C.TRACK_ID] >= 0],
-                                         LAPLinker(float(r), int(gap)).link(tune_locs),
-                                         gate)["alpha"]
-                    if best is None or a > best[0]:
-                        best = (a, float(r), int(gap))
-            tuned = {"LAP": best}
-            methods = {f"LAP (tuned: {best[1]:g} nm, gap {best[2]})":
-                       ("LAP", LAPLinker(best[1], best[2])),
-                       f"nearest neighbour (LAP's settings: {best[1]:g} nm, gap {best[2]})":
-                       ("nearest neighbour", NearestNeighborLinker(best[1], best[2]))}
-            for name, cls in peers.items():  # peers with the LAP's tuned settings
-                methods[f"{name} (LAP's settings)"] = (name, cls(tuned["LAP"][1],
-                                                                 tuned["LAP"][2]))
-            for name, linker in learned.items():
-                methods[name] = (name, linker)
-            for seed in seeds:
-                table = grid_table(g, density, D, seed)
-                locs = table.drop(columns=C.TRACK_ID)
-                for label, (key, linker) in methods.items():
-                    t0 = time.perf_counter()
-                    tracks = linker.link(locs)
-                    el = time.perf_counter() - t0
-                    n, tt = times.get(key, (0, 0.0))
-                    times[key] = (n + len(locs), tt + el)
-                    sc = _score(table, tracks, gate, float(g.frame_time_s),
-                                float(D) if g.d_error else None, int(g.min_track_points))
-                    rows.append({"on-emitters/µm²": density, "D [µm²/s]": D,
-                                 "density × D": density * D, "linker": key,
-                                 "settings": label, "seed": seed,
-                                 "localizations": len(locs), **sc, "time [s]": el})
+    for density, D, motion in cells:
+        tune = grid_table(g, density, D, int(g.tuning_seed), motion)
+        tune_locs = tune.drop(columns=C.TRACK_ID)
+        best = None
+        for r in g.search_radius_nm:
+            for gap in g.max_gap:
+                a = tracking_metrics(tune[tune[C.TRACK_ID] >= 0],
+                                     LAPLinker(float(r), int(gap)).link(tune_locs),
+                                     gate)["alpha"]
+                if best is None or a > best[0]:
+                    best = (a, float(r), int(gap))
+        tuned = {"LAP": best}
+        methods = {f"LAP (tuned: {best[1]:g} nm, gap {best[2]})":
+                   ("LAP", LAPLinker(best[1], best[2])),
+                   f"nearest neighbour (LAP's settings: {best[1]:g} nm, gap {best[2]})":
+                   ("nearest neighbour", NearestNeighborLinker(best[1], best[2]))}
+        for name, cls in peers.items():  # peers with the LAP's tuned settings
+            methods[f"{name} (LAP's settings)"] = (name, cls(tuned["LAP"][1],
+                                                             tuned["LAP"][2]))
+        for name, linker in learned.items():
+            methods[name] = (name, linker)
+        for seed in seeds:
+            table = grid_table(g, density, D, seed, motion)
+            locs = table.drop(columns=C.TRACK_ID)
+            for label, (key, linker) in methods.items():
+                t0 = time.perf_counter()
+                tracks = linker.link(locs)
+                el = time.perf_counter() - t0
+                n, tt = times.get(key, (0, 0.0))
+                times[key] = (n + len(locs), tt + el)
+                sc = _score(table, tracks, gate, float(g.frame_time_s),
+                            float(D) if g.d_error and motion == "brownian" else None,
+                            int(g.min_track_points))
+                rows.append({"motion": motion, "on-emitters/µm²": density,
+                             "D [µm²/s]": round(D, 4),
+                             "density × D": density * D, "linker": key,
+                             "settings": label, "seed": seed,
+                             "localizations": len(locs), **sc, "time [s]": el})
     raw = pd.DataFrame(rows)
     metrics = [c for c in ("alpha", "beta", "JSC_theta", "D rel. error") if c in raw]
     summary = []
-    for (rho, D, key), grp in raw.groupby(["on-emitters/µm²", "D [µm²/s]", "linker"],
-                                          sort=False):
-        row = {"on-emitters/µm²": rho, "D [µm²/s]": D, "linker": key,
+    for (motion, rho, D, key), grp in raw.groupby(
+            ["motion", "on-emitters/µm²", "D [µm²/s]", "linker"], sort=False):
+        row = {"motion": motion, "on-emitters/µm²": rho, "D [µm²/s]": D, "linker": key,
                "settings": grp["settings"].iloc[0], "seeds": len(grp),
                "localizations/seed": int(grp["localizations"].mean())}
         for m in metrics:
@@ -174,12 +207,14 @@ def run_grid(cfg, linkers: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     summary = pd.DataFrame(summary)
     deltas = []
     for name in learned:
-        for (rho, D), grp in raw.groupby(["on-emitters/µm²", "D [µm²/s]"], sort=False):
+        for (motion, rho, D), grp in raw.groupby(["motion", "on-emitters/µm²", "D [µm²/s]"],
+                                                 sort=False):
             a = grp[grp["linker"] == name].set_index("seed")["alpha"]
             b = grp[grp["linker"] == "LAP"].set_index("seed")["alpha"]
             diff = (a - b.reindex(a.index)).dropna()
             mean, hw = _ci95(diff)
-            deltas.append({"linker": name, "on-emitters/µm²": rho, "D [µm²/s]": D,
+            deltas.append({"linker": name, "motion": motion, "on-emitters/µm²": rho,
+                           "D [µm²/s]": D,
                            "density × D": rho * D, "Δα vs tuned LAP": round(mean, 4),
                            "±95%": round(hw, 4),
                            "goal": "≥ +0.05" if rho * D >= float(g.high_density_x_D)
@@ -234,7 +269,9 @@ def run(cfg, out_dir) -> pd.DataFrame:
         extra["Grid: speed over all grid tables (same run, same machine)"] = speed
         grid_notes.append(
             f"Grid: {g.n_frames} frames of a {g.side_um:g} µm field, {g.frame_time_s * 1000:g} "
-            f"ms frames, {g.pixel_size_nm:g} nm pixels; Brownian motion; blinking and missed "
+            f"ms frames, {g.pixel_size_nm:g} nm pixels; Brownian motion (motion 'brownian') and "
+            f"the motion mixtures {dict(g.get('extra_cells') or {})} of grid.motions (their "
+            "D column is the stationary mean D; no D error there); blinking and missed "
             f"detections and false positives ({dict(g.fixed)}); localization noise from the "
             "photon count (Mortensen); localization tables simulated directly "
             "(smlmnet.link.transformer.targets.simulate_table, no movie rendering), the same "

@@ -253,7 +253,7 @@ class TransformerLinker(Linker):
             final.append(done)
             open_edges[:] = keep
 
-        for k, (w, a, b) in enumerate(zip(starts, bounds[0], bounds[1])):
+        for w, a, b in zip(starts, bounds[0], bounds[1]):
             if b - a < 2:
                 continue
             for rows, core, centre in self._tiles(np.arange(a, b), xy):
