@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
@@ -84,8 +85,40 @@ def test_localization_bounds_are_labelled_and_normalized(tmp_path):
 
 def test_every_benchmark_config_is_covered():
     names = {p.stem for p in (ROOT / "configs" / "benchmark").glob("*.yaml")}
-    # transfer and odd_input need a folder of movies: tests/test_transfer.py makes them
-    assert names == set(TINY) | {"transfer", "odd_input"}
+    # transfer and odd_input need a folder of movies: tests/test_transfer.py makes them;
+    # linking_external a folder of fields: test_linking_external_runs_on_a_fields_folder
+    assert names == set(TINY) | {"transfer", "odd_input", "linking_external"}
+
+
+def test_linking_external_runs_on_a_fields_folder(tmp_path):
+    """The external linking benchmark on a folder laid out as
+    benchmarks/external/make_andi2_linking_fields.py writes it (here two Brownian fields made
+    with numpy, so the test needs no andi-datasets): LAP tuned on the tuning field, the
+    transformer beside it, paired Δα per cell."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "fields"
+    root.mkdir()
+    files = []
+    for seed, tuning in ((9, True), (1, False), (2, False)):
+        T, N = 12, 30
+        pos = rng.uniform(0, 40, (1, N, 2)) + np.cumsum(rng.normal(0, 1.4, (T, N, 2)), 0)
+        rows = np.column_stack([np.repeat(np.arange(T), N), np.tile(np.arange(N), T),
+                                pos.reshape(-1, 2), np.ones(T * N), np.full(T * N, 2.0),
+                                np.full(T * N, 2)])
+        name = f"single_state_n{N}_s{seed}.csv"
+        np.savetxt(root / name, rows, delimiter=",", comments="", fmt="%.4f",
+                   header="frame,track_id,x [px],y [px],alpha,D [px^2/frame],state")
+        files.append({"file": name, "model": "single_state", "n": N, "seed": seed,
+                      "tuning": tuning})
+    (root / "fields.json").write_text(json.dumps({"files": files}))
+    cfg = compose_benchmark("linking_external", [
+        f"benchmark.fields_root={root}", "benchmark.movies.enabled=false",
+        "benchmark.lap_search_radius_nm=[500]", "benchmark.lap_max_gap=[1,2]"])
+    table = run_benchmark(cfg, tmp_path / "out")
+    assert set(table["linker"]) == {"LAP", "transformer"}
+    assert (table["seeds"] == 2).all() and table["alpha"].between(0.3, 1).all()
+    text = (tmp_path / "out" / "linking_external.md").read_text()
+    assert "Δα vs tuned LAP" in text and "localizations/s" in text
 
 
 def test_evaluate_cli_unknown_benchmark_fails_clearly(tmp_path):

@@ -9,12 +9,21 @@ from omegaconf import DictConfig
 
 def run_benchmark(cfg: DictConfig, out_dir: str | Path):
     """Run ``cfg.benchmark`` (its ``kind`` picks the runner) and write its report."""
-    from smlmnet.evaluation import andi1, diffusion, generalist, linking, localization, transfer
+    from smlmnet.evaluation import (
+        andi1,
+        diffusion,
+        generalist,
+        linking,
+        linking_external,
+        localization,
+        transfer,
+    )
 
     runners = {"localization_crlb": localization.run_crlb,
                "localization": localization.run_movie,
                "decode": localization.run_decode,
                "linking": linking.run,
+               "linking_external": linking_external.run,
                "diffusion_epsilon": diffusion.run_epsilon,
                "andi_alpha": diffusion.run_andi_alpha,
                "andi1": andi1.run,
