@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 def run_benchmark(cfg: DictConfig, out_dir: str | Path):
     """Run ``cfg.benchmark`` (its ``kind`` picks the runner) and write its report."""
-    from smlmnet.evaluation import andi1, diffusion, generalist, linking, localization, transfer
+    from smlmnet.evaluation import andi1, andi2, diffusion, generalist, linking, localization, transfer
 
     runners = {"localization_crlb": localization.run_crlb,
                "localization": localization.run_movie,
@@ -18,6 +18,7 @@ def run_benchmark(cfg: DictConfig, out_dir: str | Path):
                "diffusion_epsilon": diffusion.run_epsilon,
                "andi_alpha": diffusion.run_andi_alpha,
                "andi1": andi1.run,
+               "andi2_trajectory": andi2.run,
                "transfer": transfer.run,
                "generalist": generalist.run}
     kind = cfg.benchmark.kind
