@@ -263,15 +263,20 @@ def run(cfg, out_dir) -> pd.DataFrame:
     from smlmnet.models.registry import load
 
     ests = {m: load(m) for m in cfg.models}
-    tune_rng = np.random.default_rng(int(cfg.tuning_seed))
-    tune_tracks = flatten(simulated_set(tune_rng, int(cfg.tuning_experiments), int(cfg.T)))
-    tuned = tune_classical(tune_tracks, truth_table(tune_tracks))
-    logger.info("classical thresholds tuned on seed %s: %s", cfg.tuning_seed, tuned)
+    n = int(cfg.get("particles", andi2.N_EXPERIMENT))
+    if cfg.get("classical"):
+        tuned = {k: float(v) for k, v in cfg.classical.items()}
+    else:
+        tune_rng = np.random.default_rng(int(cfg.tuning_seed))
+        tune_tracks = flatten(simulated_set(tune_rng, int(cfg.tuning_experiments), int(cfg.T),
+                                            n=n))
+        tuned = tune_classical(tune_tracks, truth_table(tune_tracks))
+        logger.info("classical thresholds tuned on seed %s: %s", cfg.tuning_seed, tuned)
     official_dir = Path(str(cfg.official_dir)) if cfg.get("official_dir") else None
     per_seed = []
     for seed in cfg.seeds:
         rng = np.random.default_rng(int(seed))
-        sources = {"smlmnet": simulated_set(rng, int(cfg.experiments), int(cfg.T))}
+        sources = {"smlmnet": simulated_set(rng, int(cfg.experiments), int(cfg.T), n=n)}
         if official_dir is not None and (official_dir / f"seed{seed}.npz").is_file():
             sources["official"] = official_set(official_dir / f"seed{seed}.npz")
         elif official_dir is not None:
@@ -323,7 +328,7 @@ def run(cfg, out_dir) -> pd.DataFrame:
             for m, e in ests.items()}
     notes = [
         f"AnDi 2 single-trajectory tasks in 2D. Per seed and data source: 5 models × "
-        f"{cfg.experiments} experiments × 50 particles of T = {cfg.T} frames (smlmnet's "
+        f"{cfg.experiments} experiments × {n} particles of T = {cfg.T} frames (smlmnet's "
         "generator, smlmnet.simulate.andi2, challenge parameters, σ = 0.12 px), and the "
         "official andi-datasets tracks of the same seed number (benchmarks/external/"
         "make_andi2_trajectories.py: `_get_dic_andi2` parameters, `models_phenom`, σ = 0.12 px, "
@@ -332,7 +337,8 @@ def run(cfg, out_dir) -> pd.DataFrame:
         f"Seeds {list(cfg.seeds)}; ± = 95 % t-interval over seeds.",
         f"Learned models (weights sha256): {shas}. Classical: binary-segmentation likelihood "
         "ratio changepoints, MSD log–log α (lags ≤ 10, ≤ n/2), CVE K, states by thresholds; "
-        f"thresholds tuned on smlmnet's generator, seed {cfg.tuning_seed}: {tuned}.",
+        + ("thresholds given in the config" if cfg.get("classical") else
+         f"thresholds tuned on smlmnet's generator, seed {cfg.tuning_seed}") + f": {tuned}.",
         "Scores: smlmnet.metrics.diffusion.andi2_single_trajectory_scores (AnDi 2 rules: "
         "Hungarian changepoint pairing with a 10-frame gate, segments paired by Jaccard, α MAE, "
         "K MSLE = mean (ln(1+K) − ln(1+K̂))² with K in px²/frame^α, micro state F1).",

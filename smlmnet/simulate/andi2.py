@@ -135,10 +135,13 @@ def simulate(rng: np.random.Generator, model: str, n: int, T: int, params: dict 
     Args:
         params: from :func:`draw_experiment` (drawn with the defaults when ``None``).
         L: box side, px (default: :data:`BOX_L` scaled by √(n/50), the challenge's density).
+            ``n_traps`` and ``n_compartments`` are counts per challenge box (BOX_L²): the
+            numbers used scale with (L/BOX_L)² (densities are kept).
 
     Returns a dict: ``positions`` ``(n, T, 2)`` px (no localization noise); per-frame labels
     ``alpha`` ``(n, T)``, ``K`` ``(n, T)`` (px²/frame^α) and ``state`` ``(n, T)`` int
-    (index in :data:`STATES`); ``params``.
+    (index in :data:`STATES`); ``params``; for dimerization also ``partner`` ``(n, T)``
+    (the bound partner at each frame, −1 for none).
     """
     p = params if params is not None else draw_experiment(rng, model)
     if model not in MODELS:
@@ -159,9 +162,10 @@ def simulate(rng: np.random.Generator, model: str, n: int, T: int, params: dict 
     leader = idx.copy()                # dimerization: whose noise/parameters a particle uses
     partner = np.full(n, -1)           # dimerization: bound partner (−1: none)
     alpha_t, k_t, state_t = np.empty((n, T)), np.empty((n, T)), np.empty((n, T), int)
+    partner_t = np.full((n, T), -1)
     traps = centres = None
     if model == "immobile_traps":
-        traps = rng.uniform(0, L, (int(round(p["n_traps"] * (L / BOX_L) ** 2)), 2))
+        traps = rng.uniform(0, L, (max(1, int(round(p["n_traps"] * (L / BOX_L) ** 2))), 2))
     if model == "confinement":
         m = max(1, int(round(p["n_compartments"] * (L / BOX_L) ** 2)))
         centres = _compartments(rng, m, p["r"], L)
@@ -251,7 +255,11 @@ def simulate(rng: np.random.Generator, model: str, n: int, T: int, params: dict 
             start[ch] = t
         pos[:, t] = _reflect_box(x, L)
         label(t)
-    return {"positions": pos, "alpha": alpha_t, "K": k_t, "state": state_t, "params": p}
+        partner_t[:, t] = partner
+    out = {"positions": pos, "alpha": alpha_t, "K": k_t, "state": state_t, "params": p}
+    if model == "dimerization":
+        out["partner"] = partner_t
+    return out
 
 
 def add_noise(rng: np.random.Generator, positions: np.ndarray, sigma) -> np.ndarray:
