@@ -2,8 +2,6 @@
 path, the shipped trajnet_andi2 weights' quality floor and a micro run of the andi2_trajectory
 benchmark."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -82,8 +80,9 @@ def test_immobile_traps_freeze_particles_for_a_geometric_time():
 
 def test_dimers_move_together_with_the_dimer_state():
     """Bound partners share one displacement per frame (exactly, away from the walls, which
-    reflect each particle on its own) and the dimer state's (α, K); a dimer splits with probability Pu per frame, so bound
-    periods are geometric with mean 1/Pu = 20 (tolerance as for the traps: ≤ 5σ + window bias)."""
+    reflect each particle on its own) and the dimer state's (α, K); a dimer splits with
+    probability Pu per frame, so bound periods are geometric with mean 1/Pu = 20 (tolerance as
+    for the traps: ≤ 5σ + window bias)."""
     rng = np.random.default_rng(4)
     p = _fixed([1.0, 0.5], [1.0, 0.05], r=1.0, Pb=1.0, Pu=0.05)
     s = andi2.simulate(rng, "dimerization", 200, 300, p, L=40.0)
@@ -225,22 +224,68 @@ def test_shipped_andi2_model_meets_its_quality_floor():
     assert sc["cp_jaccard"] > FLOORS["cp_jaccard"], sc
 
 
+def _micro_model(folder):
+    """A micro AnDi 2 trajectory model folder (random weights, per-step states)."""
+    from smlmnet.diffusion.trajnet.net import TrajectoryNet
+    from smlmnet.models.registry import write_model_folder
+
+    torch.manual_seed(0)
+    net = TrajectoryNet(width=8, max_width=16, layers=1, heads=2, per_step=True, n_states=4)
+    return write_model_folder(folder, net.state_dict(), {
+        "name": "micro", "kind": "trajectory",
+        "net": {"_target_": "smlmnet.diffusion.trajnet.net.TrajectoryNet", **net.config()},
+        "model_classes": list(andi2.MODELS), "description": "test", "limits": "test"})
+
+
+def _tracks_table(positions, pixel_nm=100.0, first_frame=3):
+    from smlmnet.data import contracts as C
+
+    return pd.concat([pd.DataFrame({C.TRACK_ID: i, C.FRAME: first_frame + np.arange(len(p)),
+                                    C.X_NM: p[:, 0] * pixel_nm, C.Y_NM: p[:, 1] * pixel_nm})
+                      for i, p in enumerate(positions)], ignore_index=True)
+
+
+def test_analyze_tracks_and_analyze_write_states_changepoints_and_steps(tmp_path):
+    """analyze-tracks with an AnDi 2 model writes per-track α, K, state, segments and
+    changepoints and a per-step table with states; `smlmnet analyze --trajectory-model` joins
+    the same per-track columns to diffusion.csv and keeps the per-step table."""
+    from smlmnet.cli import _add_trajectory_model, main
+    from smlmnet.data import contracts as C
+    from smlmnet.pipeline import AnalysisResult
+
+    folder = _micro_model(tmp_path / "micro")
+    b = andi2.andi2_batch(np.random.default_rng(3), 4, 40, models=["multi_state"])
+    tracks = _tracks_table(b["positions"])
+    path = tmp_path / "tracks.csv"
+    tracks.to_csv(path, index=False)
+    out = tmp_path / "diff.csv"
+    assert main(["analyze-tracks", str(path), "--frame-time-s", "0.05", "--model", str(folder),
+                 "-o", str(out), "--threads", "1"]) == 0
+    res, steps = pd.read_csv(out), pd.read_csv(tmp_path / "diff_steps.csv")
+    assert len(res) == 4 and set(res["state"]) <= set(andi2.STATES)
+    for col in ("changepoints", "n_changepoints", "segment_alpha", "segment_K [um^2/s^alpha]",
+                "segment_state"):
+        assert col in res
+    assert len(steps) == 4 * 39 and steps[C.FRAME].min() == 3
+    np.testing.assert_allclose(steps[[f"p_{s}" for s in andi2.STATES]].sum(axis=1), 1,
+                               rtol=1e-5)
+    diff = pd.DataFrame({C.TRACK_ID: [0, 2], "n_points": [40, 40]})
+    analysis = AnalysisResult(pd.DataFrame(), tracks, diff)
+    _add_trajectory_model(analysis, str(folder), 0.05)
+    assert list(analysis.diffusion[C.TRACK_ID]) == [0, 2]
+    assert "micro state" in analysis.diffusion and "micro changepoints" in analysis.diffusion
+    assert set(analysis.steps[C.TRACK_ID]) == {0, 2}
+
+
 def test_andi2_benchmark_micro_run(tmp_path):
     """The andi2_trajectory runner end to end on a tiny set with a micro model (random
     weights) and an official-format file written here: report files, every metric for both
     methods and both track subsets, and the generator check table."""
     from omegaconf import OmegaConf
 
-    from smlmnet.diffusion.trajnet.net import TrajectoryNet
     from smlmnet.evaluation import andi2 as bench
-    from smlmnet.models.registry import write_model_folder
 
-    torch.manual_seed(0)
-    net = TrajectoryNet(width=8, max_width=16, layers=1, heads=2, per_step=True, n_states=4)
-    folder = write_model_folder(tmp_path / "micro", net.state_dict(), {
-        "name": "micro", "kind": "trajectory",
-        "net": {"_target_": "smlmnet.diffusion.trajnet.net.TrajectoryNet", **net.config()},
-        "model_classes": list(andi2.MODELS), "description": "test", "limits": "test"})
+    folder = _micro_model(tmp_path / "micro")
     off = tmp_path / "official"
     off.mkdir()
     rng = np.random.default_rng(0)

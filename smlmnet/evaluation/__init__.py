@@ -9,7 +9,15 @@ from omegaconf import DictConfig
 
 def run_benchmark(cfg: DictConfig, out_dir: str | Path):
     """Run ``cfg.benchmark`` (its ``kind`` picks the runner) and write its report."""
-    from smlmnet.evaluation import andi1, andi2, diffusion, generalist, linking, localization, transfer
+    from smlmnet.evaluation import (
+        andi1,
+        andi2,
+        diffusion,
+        generalist,
+        linking,
+        localization,
+        transfer,
+    )
 
     runners = {"localization_crlb": localization.run_crlb,
                "localization": localization.run_movie,

@@ -36,9 +36,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from smlmnet.data import contracts as C
 from smlmnet.diffusion.changepoint import binary_segmentation
 from smlmnet.diffusion.estimators import CVE, D_COL, LogLogMSD
-from smlmnet.data import contracts as C
 from smlmnet.evaluation.andi1 import ci
 from smlmnet.evaluation.report import write_report
 from smlmnet.metrics.diffusion import andi2_single_trajectory_scores
@@ -282,7 +282,7 @@ def run(cfg, out_dir) -> pd.DataFrame:
         elif official_dir is not None:
             logger.warning("%s/seed%s.npz missing: official tracks skipped", official_dir, seed)
         for src, data in sources.items():
-            for subset, tracks in (("T = %d" % cfg.T, flatten(data)),
+            for subset, tracks in ((f"T = {cfg.T}", flatten(data)),
                                    ("≤ 20 points", short_windows(rng, data,
                                                                  tuple(cfg.short_lengths)))):
                 truth = truth_table(tracks)
