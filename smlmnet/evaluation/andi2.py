@@ -182,6 +182,20 @@ def tune_classical(tracks: dict, truth: pd.DataFrame) -> dict:
     return {"cp_threshold": th, "k_immobile": k, "alpha_confined": a}
 
 
+def tune_learned_threshold(est, tracks: dict, truth: pd.DataFrame) -> dict:
+    """Changepoint threshold of a learned model with the best JSC on the tuning tracks (the same
+    tuning data as the classical thresholds); sets ``est.cp_threshold`` and returns the scan."""
+    from smlmnet.diffusion.trajnet.export import CP_THRESHOLDS as LEARNED_THRESHOLDS
+
+    scan = {}
+    for th in LEARNED_THRESHOLDS:
+        est.cp_threshold = th
+        scan[th] = andi2_single_trajectory_scores(truth, learned_predictions(est, tracks))[
+            "cp_jaccard"]
+    est.cp_threshold = max(scan, key=scan.get)
+    return scan
+
+
 def _loglog_alpha(positions: np.ndarray, max_lag: int = 10) -> np.ndarray:
     """Per-track MSD log–log α of equal-length tracks ``(N, T, 2)`` (time-averaged MSD)."""
     lags = np.arange(1, max_lag + 1)
@@ -264,14 +278,22 @@ def run(cfg, out_dir) -> pd.DataFrame:
 
     ests = {m: load(m) for m in cfg.models}
     n = int(cfg.get("particles", andi2.N_EXPERIMENT))
+    learned_thresholds = {}
     if cfg.get("classical"):
         tuned = {k: float(v) for k, v in cfg.classical.items()}
     else:
         tune_rng = np.random.default_rng(int(cfg.tuning_seed))
         tune_tracks = flatten(simulated_set(tune_rng, int(cfg.tuning_experiments), int(cfg.T),
                                             n=n))
-        tuned = tune_classical(tune_tracks, truth_table(tune_tracks))
+        tune_truth = truth_table(tune_tracks)
+        tuned = tune_classical(tune_tracks, tune_truth)
         logger.info("classical thresholds tuned on seed %s: %s", cfg.tuning_seed, tuned)
+        if cfg.get("tune_learned_threshold", True):
+            for name, e in ests.items():
+                shipped = e.cp_threshold
+                scan = tune_learned_threshold(e, tune_tracks, tune_truth)
+                learned_thresholds[name] = {"shipped": shipped, "tuned": e.cp_threshold,
+                                            "JSC scan": scan}
     official_dir = Path(str(cfg.official_dir)) if cfg.get("official_dir") else None
     per_seed = []
     for seed in cfg.seeds:
@@ -339,6 +361,9 @@ def run(cfg, out_dir) -> pd.DataFrame:
         "ratio changepoints, MSD log–log α (lags ≤ 10, ≤ n/2), CVE K, states by thresholds; "
         + ("thresholds given in the config" if cfg.get("classical") else
          f"thresholds tuned on smlmnet's generator, seed {cfg.tuning_seed}") + f": {tuned}.",
+        "Learned changepoint thresholds: " + (
+            f"re-tuned for JSC on the same tuning tracks as the classical ones: "
+            f"{learned_thresholds}" if learned_thresholds else "the shipped ones") + ".",
         "Scores: smlmnet.metrics.diffusion.andi2_single_trajectory_scores (AnDi 2 rules: "
         "Hungarian changepoint pairing with a 10-frame gate, segments paired by Jaccard, α MAE, "
         "K MSLE = mean (ln(1+K) − ln(1+K̂))² with K in px²/frame^α, micro state F1).",

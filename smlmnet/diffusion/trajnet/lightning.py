@@ -78,7 +78,13 @@ class TrajectoryDataModule(L.LightningDataModule):
     def __init__(self, train_batches: int = 1000, val_batches: int = 40, seed: int = 0,
                  num_workers: int = 0, stream: dict | None = None, kind: str = "andi1"):
         super().__init__()
-        stream = {k: (dict(v) if hasattr(v, "items") else v) for k, v in (stream or {}).items()}
+        from omegaconf import OmegaConf
+
+        # plain containers: the hyperparameters go into checkpoints loaded with weights_only
+        stream = OmegaConf.to_container(stream, resolve=True) if OmegaConf.is_config(stream) \
+            else dict(stream or {})
+        if "ranges" in stream:
+            stream["ranges"] = {k: [float(x) for x in v] for k, v in stream["ranges"].items()}
         for key in ("models", "noise_levels", "scale_log10", "jump_log10", "sigma_noise"):
             if key in stream:
                 stream[key] = [v if isinstance(v, str) else float(v) for v in stream[key]]
