@@ -163,6 +163,12 @@ def test_andi2_stream_targets_and_state_loss():
     assert out["step_state_logits"].shape == (*b["mask"].shape, 4)
     terms = trajectory_loss(out, b["alpha"], b["model"], b["log_k"], batch=b)
     assert "state_ce" in terms and torch.isfinite(terms["loss"])
+    # per-class weights of the state loss: weight 0 on every class present but one changes it
+    present = b["step_state"][b["mask"]].unique().tolist()
+    w = [1.0 if c == present[0] else 0.0 for c in range(4)]
+    weighted = trajectory_loss(out, b["alpha"], b["model"], b["log_k"], batch=b,
+                               state_weights=w)["state_ce"]
+    assert torch.isfinite(weighted) and (len(present) == 1 or weighted != terms["state_ce"])
     # an AnDi 1 network (no n_states) keeps its configuration and has no state head
     assert "n_states" not in TrajectoryNet(per_step=True).config()
 

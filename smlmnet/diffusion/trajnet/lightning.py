@@ -14,12 +14,16 @@ from smlmnet.simulate.andi1 import MODELS, NOISE_LEVELS
 
 
 class TrajectoryModule(L.LightningModule):
-    """Args: net (built by Hydra), lr (peak), weight_decay, w_model / w_k (loss weights)."""
+    """Args: net (built by Hydra), lr (peak), weight_decay, w_model / w_k / w_step / w_step_k /
+    w_cp / w_state (loss weights), state_weights (per-class weights of the state loss)."""
 
     def __init__(self, net: TrajectoryNet, lr: float = 2e-3, weight_decay: float = 0.01,
                  w_model: float = 0.5, w_k: float = 0.2, w_step: float = 0.5,
-                 w_step_k: float = 0.1, w_cp: float = 0.5, w_state: float = 0.5):
+                 w_step_k: float = 0.1, w_cp: float = 0.5, w_state: float = 0.5,
+                 state_weights: list[float] | None = None):
         super().__init__()
+        # plain floats (hyperparameters go into checkpoints loaded with weights_only)
+        state_weights = None if state_weights is None else [float(w) for w in state_weights]
         self.save_hyperparameters(ignore=["net"])
         self.hparams["net_config"] = net.config()
         self.net = net
@@ -32,7 +36,8 @@ class TrajectoryModule(L.LightningModule):
         h = self.hparams
         terms = trajectory_loss(out, batch["alpha"], batch["model"], batch["log_k"],
                                 h.w_model, h.w_k, batch, h.w_step, h.w_step_k, h.w_cp,
-                                w_state=h.get("w_state", 0.5))
+                                w_state=h.get("w_state", 0.5),
+                                state_weights=h.get("state_weights"))
         return out, terms
 
     def training_step(self, batch, batch_idx):

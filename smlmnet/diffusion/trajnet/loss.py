@@ -28,7 +28,7 @@ def trajectory_loss(out: dict[str, torch.Tensor], alpha: torch.Tensor, model: to
                     log_k: torch.Tensor, w_model: float = 0.5, w_k: float = 0.2,
                     batch: dict | None = None, w_step: float = 0.5, w_step_k: float = 0.1,
                     w_cp: float = 0.5, cp_pos_weight: float = 10.0,
-                    w_state: float = 0.5) -> dict[str, torch.Tensor]:
+                    w_state: float = 0.5, state_weights=None) -> dict[str, torch.Tensor]:
     """Loss terms for a batch.
 
     Per trajectory (rows with a finite α / model ≥ 0 / finite ln K only):
@@ -41,7 +41,8 @@ def trajectory_loss(out: dict[str, torch.Tensor], alpha: torch.Tensor, model: to
     :func:`changepoint_target` (positives up-weighted by ``cp_pos_weight``; weight ``w_cp``),
     or :func:`multi_changepoint_target` of ``batch["step_cp"]`` ``(B, L)`` when the batch has
     several changepoints per track (AnDi 2). With state logits and ``batch["step_state"]``
-    ``(B, L)`` int64 (−1: unknown): cross-entropy of the per-step state (weight ``w_state``).
+    ``(B, L)`` int64 (−1: unknown): cross-entropy of the per-step state (weight ``w_state``;
+    ``state_weights``: optional per-class weights, e.g. to up-weight the rare confined steps).
     ``loss`` = sum of the weighted terms. Inputs ``(B,)`` (``model`` int64).
     """
     ok_a = torch.isfinite(alpha)
@@ -69,8 +70,10 @@ def trajectory_loss(out: dict[str, torch.Tensor], alpha: torch.Tensor, model: to
         if "step_state_logits" in out and "step_state" in batch:
             ok_s = m & (batch["step_state"] >= 0)
             logits = out["step_state_logits"]
-            l_st = (F.cross_entropy(logits[ok_s], batch["step_state"][ok_s]) if ok_s.any()
-                    else logits.sum() * 0.0)
+            cw = (None if state_weights is None else
+                  torch.as_tensor(state_weights, dtype=logits.dtype, device=logits.device))
+            l_st = (F.cross_entropy(logits[ok_s], batch["step_state"][ok_s], weight=cw)
+                    if ok_s.any() else logits.sum() * 0.0)
             terms["state_ce"] = l_st
             loss = loss + w_state * l_st
     return {"loss": loss, **terms}
