@@ -86,6 +86,36 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def trajectory_tables(est, tracks, frame_time_s: float):
+    """Per-track table of a trajectory model (α, K, model; with per-step outputs also
+    changepoints, segments and states) and its per-step table (``None`` without per-step
+    outputs), for the tracks of ``tracks`` (smlmnet columns)."""
+    table = est.predict(tracks, frame_time_s)
+    steps = est.predict_steps(tracks, frame_time_s) if est.net.per_step else None
+    return table, steps
+
+
+def _add_trajectory_model(analysis, name: str, frame_time_s: float) -> None:
+    """``smlmnet analyze --trajectory-model``: the model's per-track outputs join
+    ``analysis.diffusion`` (columns prefixed ``<name> ``) and its per-step table is kept in
+    ``analysis.summary`` for :func:`_write_analysis` (``diffusion_steps.csv``)."""
+    from smlmnet.data import contracts as C
+    from smlmnet.models.registry import load
+
+    diff = analysis.diffusion
+    if diff.empty:
+        return
+    tracks = analysis.tracks[analysis.tracks[C.TRACK_ID].isin(diff[C.TRACK_ID])]
+    est = load(name)
+    table, steps = trajectory_tables(est, tracks, frame_time_s)
+    tag = Path(str(name)).name
+    table = table.drop(columns=["n_points"]).rename(
+        columns={c: f"{tag} {c}" for c in table.columns if c != C.TRACK_ID})
+    analysis.diffusion = diff.merge(table, on=C.TRACK_ID, how="left")
+    analysis.steps = steps
+    analysis.summary["trajectory_model"] = tag
+
+
 def _write_analysis(movie, analysis, out: Path, extra: dict | None = None) -> None:
     from smlmnet.io.jsonio import write_json
     from smlmnet.io.tables import to_thunderstorm, to_trackpy, write_csv
@@ -96,6 +126,8 @@ def _write_analysis(movie, analysis, out: Path, extra: dict | None = None) -> No
     write_csv(analysis.tracks, out / "tracks.csv")
     write_csv(to_trackpy(analysis.tracks, movie.pixel_size_nm), out / "tracks_trackpy.csv")
     write_csv(analysis.diffusion, out / "diffusion.csv")
+    if analysis.steps is not None:
+        write_csv(analysis.steps, out / "diffusion_steps.csv")
     plot_analysis_report(movie, analysis, out / "report.png",
                          assumptions=(extra or {}).get("assumptions"))
     write_json(out / "summary.json", {**analysis.summary, **(extra or {})})
@@ -270,6 +302,8 @@ def cmd_analyze(args) -> int:
                              0.0 if args.stroboscopic else None, progress=not args.quiet)
     assumptions = _assumptions(args, movie, psf, psf_from, localizer, linker, calibration)
     analysis.summary["localizer"] = assumptions["localizer"]
+    if getattr(args, "trajectory_model", None):
+        _add_trajectory_model(analysis, args.trajectory_model, movie.frame_time_s)
     with atomic_output_dir(out) as tmp:
         _write_analysis(movie, analysis, tmp, {"movie": str(movie_path),
                                                "assumptions": assumptions})
@@ -299,15 +333,20 @@ def cmd_analyze_tracks(args) -> int:
     if tracks.empty:
         raise ValueError(f"{args.tracks}: no track has >= {args.min_length} points")
     est = load(args.model)
-    table = est.predict(tracks, args.frame_time_s)
+    table, steps = trajectory_tables(est, tracks, args.frame_time_s)
     msd = LogLogMSD().estimate(tracks, args.frame_time_s)
     table["msd_loglog alpha"] = msd.set_index(C.TRACK_ID)[C.ALPHA].reindex(
         table[C.TRACK_ID]).to_numpy()
     out = Path(args.output) if args.output else \
         Path(args.tracks).with_name(Path(args.tracks).stem + "_diffusion.csv")
     write_csv(table, out, overwrite=args.overwrite)
+    wrote = str(out)
+    if steps is not None:
+        steps_out = out.with_name(out.stem + "_steps.csv")
+        write_csv(steps, steps_out, overwrite=args.overwrite)
+        wrote += f" and {steps_out} (per step)"
     print(f"{len(table)} tracks ({fmt} table, >= {args.min_length} points) analysed with "
-          f"{args.model}: median alpha {table[C.ALPHA].median():.3g}; wrote {out}")
+          f"{args.model}: median alpha {table[C.ALPHA].median():.3g}; wrote {wrote}")
     return 0
 
 
@@ -509,6 +548,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "(--calibrate), else 130 nm)")
     p.add_argument("--min-length", type=int, default=5,
                    help="minimal track length for diffusion estimates")
+    p.add_argument("--trajectory-model", default=None,
+                   help="also run a trajectory model (shipped name, e.g. trajnet_andi2, or a "
+                   "model folder) on the tracks: its per-track alpha, K, state and "
+                   "changepoints join diffusion.csv and its per-step table is written to "
+                   "diffusion_steps.csv")
     p.add_argument("-q", "--quiet", action="store_true")
     add_analysis_options(p)
     p.set_defaults(func=cmd_analyze)
@@ -529,7 +573,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a shipped trajectory model or a model folder (kind trajectory)")
     p.add_argument("--min-length", type=int, default=10, help="shortest track analysed, points")
     p.add_argument("-o", "--output", default=None,
-                   help="output CSV (default: TRACKS_diffusion.csv next to the input)")
+                   help="output CSV (default: TRACKS_diffusion.csv next to the input); a model "
+                   "with per-step outputs also writes OUTPUT_steps.csv")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
     p.set_defaults(func=cmd_analyze_tracks)

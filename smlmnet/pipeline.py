@@ -22,12 +22,15 @@ class AnalysisResult:
     localizations: one row per localization. tracks: the localizations with ``track_id`` and
     ``t [s]``. diffusion: one row per track of at least ``min_track_length`` points with
     each estimator's results (``mle D [um^2/s]`` ...). summary: counts and ensemble values.
+    steps: per-step table of a trajectory model (``smlmnet analyze --trajectory-model``), or
+    ``None``.
     """
 
     localizations: pd.DataFrame
     tracks: pd.DataFrame
     diffusion: pd.DataFrame
     summary: dict = field(default_factory=dict)
+    steps: pd.DataFrame | None = None
 
 
 def _frame_list(frames) -> str:

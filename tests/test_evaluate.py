@@ -32,6 +32,10 @@ TINY = {
     "andi_alpha": ["benchmark.n_trajectories=20", "benchmark.lengths=[10,50]"],
     "andi1": ["benchmark.seeds=[1,2]", "benchmark.n_trajectories=10", "benchmark.n_short=5",
               "benchmark.max_length=60", "benchmark.cp_n=10", "benchmark.cp_length=40"],
+    "andi2_trajectory": ["benchmark.seeds=[1,2]", "benchmark.experiments=1", "benchmark.T=30",
+                         "benchmark.particles=5",
+                         "benchmark.classical={cp_threshold: 20, k_immobile: 0.01, "
+                         "alpha_confined: 0.0}"],
     "generalist": ["benchmark.seeds=[1,2]",
                    "benchmark.regimes=[{name: tiny, preset: decode_sptpalm, methods: "
                    "[specialist, mle], psf_sigma_px: [1.1], cameras: [emccd, poisson], "

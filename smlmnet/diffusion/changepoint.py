@@ -2,7 +2,8 @@
 trajectory network's changepoints).
 
 Model: the squared 2D displacements r²_i of a Brownian segment are exponential with mean
-μ = 4DΔt + noise terms. For every split c (first step of the second segment) the log
+μ = 4DΔt + noise terms (:func:`binary_segmentation` applies the test recursively for several
+changepoints). For every split c (first step of the second segment) the log
 likelihood ratio of "two means" against "one mean" is
 
     LR(c) = n ln μ̂ − c ln μ̂₁ − (n − c) ln μ̂₂      (μ̂ = sample means of r²),
@@ -50,3 +51,21 @@ def single_changepoint(disp: np.ndarray, mask: np.ndarray | None = None,
         return []
     k = int(np.argmax(prof))
     return [int(idx[k])] if prof[k] > threshold else []
+
+
+def binary_segmentation(disp: np.ndarray, threshold: float = 20.0, min_segment: int = 5,
+                        max_changepoints: int = 10) -> list[int]:
+    """Several changepoints of a track ``disp`` ``(n, 2)`` by binary segmentation: split at
+    the most likely single changepoint (:func:`single_changepoint`) while 2·LR exceeds
+    ``threshold``, then recurse into both sides. Returns ascending step indices (displacement
+    c is the first of a new segment)."""
+    disp = np.asarray(disp, float)
+    found, todo = [], [(0, len(disp))]
+    while todo and len(found) < max_changepoints:
+        a, b = todo.pop()
+        cp = single_changepoint(disp[a:b], threshold=threshold, min_segment=min_segment)
+        if cp:
+            c = a + cp[0]
+            found.append(c)
+            todo += [(a, c), (c, b)]
+    return sorted(found)

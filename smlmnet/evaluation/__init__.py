@@ -11,6 +11,7 @@ def run_benchmark(cfg: DictConfig, out_dir: str | Path):
     """Run ``cfg.benchmark`` (its ``kind`` picks the runner) and write its report."""
     from smlmnet.evaluation import (
         andi1,
+        andi2,
         diffusion,
         generalist,
         linking,
@@ -27,6 +28,7 @@ def run_benchmark(cfg: DictConfig, out_dir: str | Path):
                "diffusion_epsilon": diffusion.run_epsilon,
                "andi_alpha": diffusion.run_andi_alpha,
                "andi1": andi1.run,
+               "andi2_trajectory": andi2.run,
                "transfer": transfer.run,
                "generalist": generalist.run}
     kind = cfg.benchmark.kind

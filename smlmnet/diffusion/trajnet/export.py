@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from smlmnet.simulate.andi2 import STATES
+
 log = logging.getLogger(__name__)
 
 
@@ -30,7 +32,10 @@ def changepoint_scan(outs, thresholds=CP_THRESHOLDS) -> list[dict]:
     for batch, out in outs:
         p = torch.sigmoid(out["step_cp_logit"]).masked_fill(~batch["mask"], 0).numpy()
         probs += list(p)
-        true += [[int(c)] if c >= 0 else [] for c in batch["cp"].tolist()]
+        if "step_cp" in batch:          # several changepoints per track (AnDi 2 streams)
+            true += [np.flatnonzero(r).tolist() for r in batch["step_cp"].numpy()]
+        else:
+            true += [[int(c)] if c >= 0 else [] for c in batch["cp"].tolist()]
     rows = []
     for th in thresholds:
         pred = [pick_changepoints(p, th) for p in probs]
@@ -107,9 +112,12 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
             "global_steps": int(module.global_step),
             "train_items": int(cfg.data.train_batches),
             "training_ranges": datamodule.training_ranges(),
-            "model_classes": list(datamodule.train_set.models),
+            "model_classes": list(getattr(datamodule.train_set, "classes", None)
+                                  or datamodule.train_set.models),
+            **({"state_classes": list(STATES)} if getattr(net, "n_states", 0) else {}),
             "validation_split": f"{len(datamodule.test_set)} independent test batches (seed "
-                                f"{datamodule.test_set.seed}), AnDi 1 mix, lengths "
+                                f"{datamodule.test_set.seed}), "
+                                f"{datamodule.hparams.get('kind', 'andi1')} mix, lengths "
                                 f"{datamodule.test_set.min_length}–"
                                 f"{datamodule.test_set.max_length} (one length per batch, batch "
                                 "size ∝ 1/(T−1): short tracks dominate this per-track average; "

@@ -12,6 +12,7 @@ import torch
 from smlmnet.data import contracts as C
 from smlmnet.diffusion.trajnet.net import TrajectoryNet
 from smlmnet.simulate.andi1 import MODELS
+from smlmnet.simulate.andi2 import STATES
 
 K_COLUMN = "K [um^2/s^alpha]"
 MODEL_COLUMN = "model"
@@ -44,6 +45,30 @@ def pick_changepoints(prob: np.ndarray, threshold: float, min_distance: int = 10
         if i - last > min_distance:
             out.append(int(i))
             last = i
+    return out
+
+
+def segments_from_steps(step_alpha: np.ndarray, step_log_k: np.ndarray, cps: list[int],
+                        step_state: np.ndarray | None = None) -> list[dict]:
+    """Per segment between changepoints (``cps``: first steps of new segments), from per-step
+    outputs ``(n,)`` (NaN steps ignored): ``start``/``stop`` (steps, stop exclusive),
+    ``alpha`` (median of the step α), ``K`` (exp of the median step ln K, input units²/frame^α)
+    and, with ``step_state`` ``(n, n_states)`` probabilities, ``state`` (index of the largest
+    mean probability; an immobile segment gets α = K = 0, the AnDi 2 labels)."""
+    bounds = [0] + [int(c) for c in cps] + [len(step_alpha)]
+    out = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        sa, sk = step_alpha[a:b], step_log_k[a:b]
+        ok = np.isfinite(sa)
+        seg = {"start": a, "stop": b,
+               "alpha": float(np.median(sa[ok])) if ok.any() else np.nan,
+               "K": float(np.exp(np.median(sk[ok]))) if ok.any() else np.nan}
+        if step_state is not None:
+            p = step_state[a:b][ok]
+            seg["state"] = int(np.argmax(p.mean(0))) if len(p) else -1
+            if seg["state"] == STATES.index("immobile"):
+                seg["alpha"], seg["K"] = 0.0, 0.0
+        out.append(seg)
     return out
 
 
@@ -95,13 +120,14 @@ class TrajectoryEstimator:
         """Raw outputs for displacement arrays ``(n_i, 2)`` (one frame apart, any unit):
         ``alpha`` ``(N,)``, ``log_k`` ``(N,)`` (ln K in input units²/frame^α),
         ``probs`` ``(N, n_models)``; with per-step outputs also lists (one array per input)
-        ``step_alpha``, ``step_log_k`` and ``step_cp`` (changepoint probability)."""
+        ``step_alpha``, ``step_log_k`` and ``step_cp`` (changepoint probability), and with a
+        state head ``step_state`` (one ``(n_i, n_states)`` probability array per input)."""
         n = len(disp)
         masks = masks if masks is not None else [np.ones(len(d), bool) for d in disp]
         order = np.argsort([len(d) for d in disp], kind="stable")
         alpha, log_k = np.full(n, np.nan), np.full(n, np.nan)
         probs = np.full((n, self.net.n_models), np.nan)
-        steps = {k: [None] * n for k in ("step_alpha", "step_log_k", "step_cp")}
+        steps = {k: [None] * n for k in ("step_alpha", "step_log_k", "step_cp", "step_state")}
         start = 0
         while start < n:
             L = max(1, len(disp[order[start]]))
@@ -127,15 +153,29 @@ class TrajectoryEstimator:
                 sa = out["step_alpha"].cpu().numpy()
                 sk = (out["step_log_k_rel"] + out["log_s2"][:, None]).cpu().numpy()
                 sc = torch.sigmoid(out["step_cp_logit"]).cpu().numpy()
+                ss = (torch.softmax(out["step_state_logits"], -1).cpu().numpy()
+                      if "step_state_logits" in out else None)
                 for r, i in enumerate(idx):
                     n_i, valid = len(disp[i]), m[r, :len(disp[i])]
                     for key, v in (("step_alpha", sa), ("step_log_k", sk), ("step_cp", sc)):
                         steps[key][i] = np.where(valid, v[r, :n_i], np.nan)
+                    if ss is not None:
+                        steps["step_state"][i] = np.where(valid[:, None], ss[r, :n_i], np.nan)
             start = stop
         res = {"alpha": alpha, "log_k": log_k, "probs": probs}
         if self.net.per_step:
+            if not getattr(self.net, "n_states", 0):
+                steps.pop("step_state")
             res.update(steps)
         return res
+
+    def segments(self, res: dict, i: int) -> tuple[list[int], list[dict]]:
+        """Changepoints (peak picking at the model's threshold) and segments
+        (:func:`segments_from_steps`) of input ``i`` of a :meth:`predict_arrays` result."""
+        cps = pick_changepoints(res["step_cp"][i], self.cp_threshold)
+        st = res.get("step_state")
+        return cps, segments_from_steps(res["step_alpha"][i], res["step_log_k"][i], cps,
+                                        None if st is None else st[i])
 
     def predict(self, tracks: pd.DataFrame, frame_time_s: float,
                 track_col: str = C.TRACK_ID) -> pd.DataFrame:
@@ -161,11 +201,21 @@ class TrajectoryEstimator:
             table[f"p_{c}"] = res["probs"][:, j]
         if self.net.per_step:
             first = tracks.groupby(track_col, sort=True)[C.FRAME].min().to_numpy()
-            table["changepoints"] = [
-                ";".join(str(int(f0 + c)) for c in pick_changepoints(p, self.cp_threshold))
-                for f0, p in zip(first, res["step_cp"])]
-            table["n_changepoints"] = [len(c.split(";")) if c else 0
-                                       for c in table["changepoints"]]
+            segs = [self.segments(res, i) for i in range(len(arrays))]
+            join = lambda xs, f: ";".join(f(x) for x in xs)  # noqa: E731
+            table["changepoints"] = [join(c, lambda x, f0=f0: str(int(f0 + x)))
+                                     for f0, (c, _) in zip(first, segs)]
+            table["n_changepoints"] = [len(c) for c, _ in segs]
+            table["segment_alpha"] = [join(g, lambda x: f"{x['alpha']:.4g}") for _, g in segs]
+            table["segment_K [um^2/s^alpha]"] = [
+                join(g, lambda x: f"{x['K'] / frame_time_s ** x['alpha']:.4g}")
+                for _, g in segs]
+            if "step_state" in res:
+                table["segment_state"] = [join(g, lambda x: STATES[x["state"]]
+                                               if x["state"] >= 0 else "") for _, g in segs]
+                table["state"] = [max(g, key=lambda x: x["stop"] - x["start"])["state"]
+                                  for _, g in segs]
+                table["state"] = [STATES[v] if v >= 0 else None for v in table["state"]]
         return table
 
     def predict_steps(self, tracks: pd.DataFrame, frame_time_s: float,
@@ -173,17 +223,26 @@ class TrajectoryEstimator:
         """Per-step table (networks with per-step outputs): one row per displacement
         (frame → frame + 1) of every track: ``track_id``, ``frame`` (start of the step),
         ``alpha``, ``K [um^2/s^alpha]`` (of the segment holding the step) and
-        ``changepoint_probability``; missing steps (gaps) have NaN."""
+        ``changepoint_probability``, with a state head also ``state`` (most probable) and
+        ``p_<state>``; missing steps (gaps) have NaN."""
         if not self.net.per_step:
             raise ValueError("this trajectory model has no per-step outputs")
         arrays = tracks_to_arrays(tracks, track_col)
         res = self.predict_arrays([d for _, d, _ in arrays], [m for _, _, m in arrays])
         first = tracks.groupby(track_col, sort=True)[C.FRAME].min().to_numpy()
         parts = []
-        for (tid, d, _), f0, sa, sk, sc in zip(arrays, first, res["step_alpha"],
-                                               res["step_log_k"], res["step_cp"]):
-            parts.append(pd.DataFrame({
+        for i, ((tid, d, _), f0, sa, sk, sc) in enumerate(zip(
+                arrays, first, res["step_alpha"], res["step_log_k"], res["step_cp"])):
+            part = pd.DataFrame({
                 track_col: tid, C.FRAME: f0 + np.arange(len(d)), C.ALPHA: sa,
                 K_COLUMN: np.exp(sk - sa * np.log(frame_time_s)),
-                "changepoint_probability": sc}))
+                "changepoint_probability": sc})
+            if "step_state" in res:
+                p = res["step_state"][i]
+                best = np.argmax(np.nan_to_num(p, nan=-1.0), axis=1)
+                part["state"] = [STATES[b] if np.isfinite(p[j]).all() else None
+                                 for j, b in enumerate(best)]
+                for j, name in enumerate(STATES):
+                    part[f"p_{name}"] = p[:, j]
+            parts.append(part)
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

@@ -34,6 +34,8 @@ merged with the full-resolution conv features and decoded by a residual block in
 ``step_alpha`` ``(B, L)``, ``step_log_k_rel`` ``(B, L)`` (log K of the segment holding the
 step, relative to s² like ``log_k_rel``) and ``step_cp_logit`` ``(B, L)`` (logit of "a new
 segment starts within ±1 step of this displacement"; changepoints by peak picking, :mod:`.infer`).
+With ``n_states`` > 0 also ``step_state_logits`` ``(B, L, n_states)`` (AnDi 2 states
+immobile/confined/free/directed); ``n_states`` = 0 (AnDi 1 models) leaves the network as before.
 """
 
 from __future__ import annotations
@@ -95,15 +97,17 @@ class TrajectoryNet(nn.Module):
         layers, heads: transformer encoder depth and heads (``layers=0``: no transformer).
         n_models: classes of the model head (5 AnDi 1 models).
         dropout: in the transformer.
+        per_step: per-step heads (α, K, changepoint). n_states: per-step state classes (0: none).
     """
 
     def __init__(self, width: int = 32, max_width: int = 96, blocks: int = 1, n_down: int = 2,
                  layers: int = 2, heads: int = 4, n_models: int = 5, dropout: float = 0.0,
-                 per_step: bool = False):
+                 per_step: bool = False, n_states: int = 0):
         super().__init__()
         self.width, self.max_width, self.blocks, self.n_down = width, max_width, blocks, n_down
         self.layers, self.heads, self.n_models, self.dropout = layers, heads, n_models, dropout
         self.per_step = bool(per_step)
+        self.n_states = int(n_states) if self.per_step else 0
         self.stem = nn.Conv1d(N_FEATURES, width, 5, padding=2)
         self.stages = nn.ModuleList()
         self.downs = nn.ModuleList()
@@ -131,13 +135,15 @@ class TrajectoryNet(nn.Module):
             # tokens upsampled back to every step, merged with the full-resolution features
             self.step_merge = nn.Conv1d(c + width, width, 5, padding=2)
             self.step_block = ResBlock(width, dilation=1)
-            self.step_head = nn.Conv1d(width, 3, 1)   # α, log K rel, changepoint logit
+            # α, log K rel, changepoint logit (+ state logits)
+            self.step_head = nn.Conv1d(width, 3 + self.n_states, 1)
 
     def config(self) -> dict:
         """Constructor arguments (rebuild the network from a checkpoint or model folder)."""
         return {"width": self.width, "max_width": self.max_width, "blocks": self.blocks,
                 "n_down": self.n_down, "layers": self.layers, "heads": self.heads,
-                "n_models": self.n_models, "dropout": self.dropout, "per_step": self.per_step}
+                "n_models": self.n_models, "dropout": self.dropout, "per_step": self.per_step,
+                **({"n_states": self.n_states} if self.n_states else {})}
 
     @staticmethod
     def features(disp: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,4 +199,6 @@ class TrajectoryNet(nn.Module):
             out["step_alpha"] = 2 * torch.sigmoid(y[:, 0])
             out["step_log_k_rel"] = y[:, 1]
             out["step_cp_logit"] = y[:, 2]
+            if self.n_states:
+                out["step_state_logits"] = y[:, 3:].transpose(1, 2)      # (B, L, n_states)
         return out

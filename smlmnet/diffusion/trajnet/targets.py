@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import IterableDataset
 
 from smlmnet.models.datasets import _rank_and_world, item_seed, shard_indices
+from smlmnet.simulate import andi2
 from smlmnet.simulate.andi1 import MODELS, NOISE_LEVELS, andi1_batch, two_segment_batch
 
 
@@ -118,12 +119,7 @@ class AnDi1Stream(IterableDataset):
                 b["alpha"][two], b["logK"][two], b["model"][two] = np.nan, np.nan, -1
                 step_alpha[two], step_log_k[two], cp[two] = (t["step_alpha"], t["step_logK"],
                                                             t["cp"])
-        present = None
-        if self.gap_probability > 0 and T > 4 and rng.random() < self.gap_probability:
-            rate = rng.uniform(0, self.max_gap_rate)
-            present = rng.random((B, T)) >= rate
-            present[:, [0, -1]] = True
-        disp, mask = displacement_batch(b["positions"], present)
+        disp, mask = displacement_batch(b["positions"], self._gaps(rng, B, T))
         return {"disp": torch.from_numpy(disp), "mask": torch.from_numpy(mask),
                 "alpha": torch.from_numpy(b["alpha"].astype(np.float32)),
                 "model": torch.from_numpy(b["model"].astype(np.int64)),
@@ -136,3 +132,81 @@ class AnDi1Stream(IterableDataset):
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         return (self.make_batch(i) for i in shard_indices(self.length))
+
+    def _gaps(self, rng, B: int, T: int) -> np.ndarray | None:
+        """Observed frames ``(B, T)`` (missing-frame augmentation) or ``None``."""
+        if self.gap_probability > 0 and T > 4 and rng.random() < self.gap_probability:
+            rate = rng.uniform(0, self.max_gap_rate)
+            present = rng.random((B, T)) >= rate
+            present[:, [0, -1]] = True
+            return present
+        return None
+
+
+def andi2_step_targets(alpha: np.ndarray, K: np.ndarray, state: np.ndarray) -> dict:
+    """Per-displacement targets from AnDi 2 per-frame labels ``(B, T)`` (the label at frame
+    t describes displacement t−1 → t): ``step_alpha``, ``step_K``, ``step_state`` and
+    ``step_cp`` (1 at the first step of every new segment, step ≥ 1) ``(B, T−1)``; and per
+    trajectory ``alpha``/``K`` ``(B,)`` (NaN when the track has a changepoint)."""
+    sa, sk, ss = alpha[:, 1:], K[:, 1:], state[:, 1:]
+    change = np.zeros(sa.shape, bool)
+    change[:, 1:] = (np.diff(sa, axis=1) != 0) | (np.diff(sk, axis=1) != 0) | (
+        np.diff(ss, axis=1) != 0)
+    single = ~change.any(1)
+    return {"step_alpha": sa, "step_K": sk, "step_state": ss, "step_cp": change,
+            "alpha": np.where(single, sa[:, 0], np.nan), "K": np.where(single, sk[:, 0], np.nan)}
+
+
+class AnDi2Stream(AnDi1Stream):
+    """Batches of simulated AnDi 2 trajectories (2D, :mod:`smlmnet.simulate.andi2`): each batch
+    is one experiment of one model (uniform among ``models``) with ``B`` particles, tracks of
+    T points (T uniform in [min_length, max_length], B = tokens_per_batch // (T − 1)),
+    localization noise std U(``sigma_noise``) px, a random start (``burn_in``), then every
+    track multiplied by 10^U(``scale_log10``) (K by its square). ``ranges``: keyword arguments
+    of :func:`smlmnet.simulate.andi2.draw_experiment`. Gaps as :class:`AnDi1Stream`.
+
+    Items: as :class:`AnDi1Stream` (``model`` = index in :data:`andi2.MODELS`, ``log_k`` and
+    ``alpha`` per trajectory only for tracks without a changepoint, ``cp`` −1) plus
+    ``step_state`` ``(B, T−1)`` int64 and ``step_cp`` ``(B, T−1)`` float (all changepoints);
+    ``step_log_k`` is NaN on immobile steps (K = 0).
+    """
+
+    classes = andi2.MODELS
+
+    def __init__(self, length: int | None = 1000, seed: int = 0, tokens_per_batch: int = 8192,
+                 max_batch: int = 256, min_length: int = 10, max_length: int = 200,
+                 models=andi2.MODELS, sigma_noise=(andi2.SIGMA_NOISE, andi2.SIGMA_NOISE),
+                 scale_log10: tuple[float, float] = (0.0, 0.0), gap_probability: float = 0.0,
+                 max_gap_rate: float = 0.1, burn_in: int = 50, ranges: dict | None = None):
+        super().__init__(length, seed, tokens_per_batch, max_batch, min_length, max_length,
+                         models=models, noise_levels=(), scale_log10=scale_log10,
+                         gap_probability=gap_probability, max_gap_rate=max_gap_rate)
+        unknown = set(self.models) - set(andi2.MODELS)
+        if unknown:
+            raise ValueError(f"unknown AnDi 2 model(s) {sorted(unknown)}")
+        self.sigma_noise = tuple(float(v) for v in sigma_noise)
+        self.burn_in = int(burn_in)
+        self.ranges = {k: tuple(float(x) for x in v) for k, v in (ranges or {}).items()}
+
+    def make_batch(self, index: int) -> dict[str, torch.Tensor]:
+        s = item_seed(self.seed, self.epoch, index)
+        rng = np.random.default_rng(s)
+        T = int(rng.integers(self.min_length, self.max_length + 1))
+        B = int(max(2, min(self.max_batch, self.tokens_per_batch // (T - 1))))
+        b = andi2.andi2_batch(rng, B, T, self.models, self.sigma_noise, self.burn_in,
+                              **self.ranges)
+        scale = 10 ** rng.uniform(*self.scale_log10, size=B)
+        pos = b["positions"] * scale[:, None, None]
+        t = andi2_step_targets(b["alpha"], b["K"] * scale[:, None] ** 2, b["state"])
+        with np.errstate(divide="ignore"):
+            step_log_k = np.where(t["step_K"] > 0, np.log(t["step_K"]), np.nan)
+            log_k = np.where(t["K"] > 0, np.log(t["K"]), np.nan)
+        disp, mask = displacement_batch(pos, self._gaps(rng, B, T))
+        f32 = lambda x: torch.from_numpy(np.asarray(x, np.float32))  # noqa: E731
+        return {"disp": torch.from_numpy(disp), "mask": torch.from_numpy(mask),
+                "alpha": f32(t["alpha"]), "model": torch.full((B,), b["model"]),
+                "log_k": f32(log_k), "noise": f32(b["noise"] * scale),
+                "step_alpha": f32(t["step_alpha"]), "step_log_k": f32(step_log_k),
+                "step_state": torch.from_numpy(t["step_state"].astype(np.int64)),
+                "step_cp": f32(t["step_cp"]), "cp": torch.full((B,), -1),
+                "seed": torch.tensor(s, dtype=torch.int64)}
