@@ -49,6 +49,9 @@ register_kind("localizer", "smlmnet.localize.decode.infer:load_localizer",
               "frames → localizations (DECODE-style network)")
 register_kind("trajectory", "smlmnet.diffusion.trajnet.infer:load_trajectory_estimator",
               "tracks → per-track α, K and AnDi 1 motion model (trajectory network)")
+register_kind("pixel_diffusion", "smlmnet.diffusion.mivit.infer:load_pixel_diffusion",
+              "movie + tracks → per-track and per-localization D from pixel tubelets "
+              "(MiViT, single-frame ViT or Pix2D-style CNN)")
 register_kind("linker", "smlmnet.link.transformer.infer:load_linker",
               "localizations → tracks (transformer linker with gap edges)")
 
