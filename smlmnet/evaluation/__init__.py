@@ -9,7 +9,15 @@ from omegaconf import DictConfig
 
 def run_benchmark(cfg: DictConfig, out_dir: str | Path):
     """Run ``cfg.benchmark`` (its ``kind`` picks the runner) and write its report."""
-    from smlmnet.evaluation import andi1, diffusion, generalist, linking, localization, transfer
+    from smlmnet.evaluation import (
+        andi1,
+        diffusion,
+        generalist,
+        linking,
+        localization,
+        pixel_diffusion,
+        transfer,
+    )
 
     runners = {"localization_crlb": localization.run_crlb,
                "localization": localization.run_movie,
@@ -19,7 +27,8 @@ def run_benchmark(cfg: DictConfig, out_dir: str | Path):
                "andi_alpha": diffusion.run_andi_alpha,
                "andi1": andi1.run,
                "transfer": transfer.run,
-               "generalist": generalist.run}
+               "generalist": generalist.run,
+               "pixel_diffusion": pixel_diffusion.run}
     kind = cfg.benchmark.kind
     if kind not in runners:
         raise ValueError(f"unknown benchmark kind {kind!r}; choose from {sorted(runners)}")
