@@ -181,3 +181,23 @@ class PixelDiffusionEstimator:
         m = tub["row"] >= 0
         per_loc.loc[tub["row"][m], PIXEL_D] = log_d_px_to_um2_s(out["frame_log_d"][m], dt, a)
         return per_track, per_loc
+
+
+def diffusivity_map(per_localization: pd.DataFrame, pixel_size_nm: float,
+                    shape_hw: tuple[int, int], bin_px: int = 8) -> np.ndarray:
+    """Median per-localization D (µm²/s) in square bins of ``bin_px`` camera pixels over the
+    field of view (Pix2D's diffusivity map): ``(ceil(H/bin), ceil(W/bin))``, NaN where no
+    localization has an estimate."""
+    H, W = shape_hw
+    ny, nx = -(-int(H) // bin_px), -(-int(W) // bin_px)
+    out = np.full((ny, nx), np.nan)
+    d = per_localization[PIXEL_D].to_numpy(float) if PIXEL_D in per_localization else []
+    ok = np.isfinite(d)
+    if not np.any(ok):
+        return out
+    px = per_localization[[C.X_NM, C.Y_NM]].to_numpy(float)[ok] / pixel_size_nm
+    ix = np.clip((px[:, 0] // bin_px).astype(int), 0, nx - 1)
+    iy = np.clip((px[:, 1] // bin_px).astype(int), 0, ny - 1)
+    cell = pd.Series(np.log(d[ok])).groupby(iy * nx + ix).median()
+    out.flat[cell.index.to_numpy()] = np.exp(cell.to_numpy())
+    return out
