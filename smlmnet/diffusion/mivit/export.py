@@ -36,14 +36,11 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
     """After ``train.py``: load the best validation checkpoint (if any), score it on the
     independent test batches (seed + 2) and write the model folder ``cfg.export_pretrained``."""
     from smlmnet.io.provenance import provenance, reproduce_command
-    from smlmnet.models.registry import write_model_folder
+    from smlmnet.models.registry import load_best_checkpoint, write_model_folder
 
     net = module.net
-    best = getattr(getattr(module.trainer, "checkpoint_callback", None), "best_model_path", "")
+    best = load_best_checkpoint(module)
     if best:
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-        net.load_state_dict({k[len("net."):]: v for k, v in state.items()
-                             if k.startswith("net.")})
         log.info("exporting the best validation checkpoint %s", best)
     test = score_stream(net, datamodule.test_set)
     net_cfg = {"_target_": f"{type(net).__module__}.{type(net).__name__}", **net.config()}

@@ -6,10 +6,10 @@ from __future__ import annotations
 import lightning as L
 import torch.nn as nn
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader
 
 from smlmnet.diffusion.mivit.loss import physics_consistency_loss, supervised_loss
 from smlmnet.diffusion.mivit.targets import TubeletStream
+from smlmnet.models.datamodule import BatchStreamDataModule
 from smlmnet.models.optim import adamw_warmup_cosine
 
 NET_INPUTS = ("x", "features", "cond", "mask")
@@ -69,7 +69,7 @@ class PixelDiffusionModule(L.LightningModule):
         return export_trained(cfg, self, datamodule, run_dir)
 
 
-class PixelTubeletDataModule(L.LightningDataModule):
+class PixelTubeletDataModule(BatchStreamDataModule):
     """Three tubelet streams with their own seeds: training (``seed``, new batches every
     epoch), validation (``seed + 1``, fixed) and test (``seed + 2``, fixed: the numbers a
     model folder reports). ``simulator`` holds the keyword arguments of
@@ -86,22 +86,6 @@ class PixelTubeletDataModule(L.LightningDataModule):
         self.train_set = TubeletStream(length=train_batches, seed=seed, **kw)
         self.val_set = TubeletStream(length=val_batches, seed=seed + 1, **kw)
         self.test_set = TubeletStream(length=val_batches, seed=seed + 2, **kw)
-
-    def _loader(self, dataset, persistent: bool):
-        n = self.hparams.num_workers
-        return DataLoader(dataset, batch_size=None, num_workers=n,
-                          persistent_workers=persistent and n > 0)
-
-    def train_dataloader(self):
-        if self.trainer is not None:
-            self.train_set.set_epoch(self.trainer.current_epoch)
-        return self._loader(self.train_set, persistent=False)
-
-    def val_dataloader(self):
-        return self._loader(self.val_set, persistent=True)
-
-    def test_dataloader(self):
-        return self._loader(self.test_set, persistent=False)
 
     def training_ranges(self) -> dict:
         return self.train_set.simulator.ranges()
