@@ -308,8 +308,7 @@ def _pixel_diffusion(args, movie, analysis, psf_sigma_nm: float):
     if analysis.tracks.empty:
         return diffusivity_map(analysis.tracks, movie.pixel_size_nm,
                                movie.frames.shape[1:], args.map_bin_px)
-    tracks = analysis.tracks.reset_index(drop=True)
-    per_track, per_loc = est.estimate(movie, tracks, psf_sigma_nm)
+    per_track, per_loc = est.estimate(movie, analysis.tracks, psf_sigma_nm)
     analysis.tracks = per_loc
     cols = per_track.set_index(C.TRACK_ID)[[PIXEL_D, PIXEL_D_LOG_STD]]
     if len(analysis.diffusion):

@@ -156,8 +156,9 @@ class PixelDiffusionEstimator:
             ``(per_track, per_localization)``: per track ``track_id``, ``n_points``,
             ``pixel D [um^2/s]`` and ``pixel D log-std`` (predicted std of ln D); the
             ``tracks`` table with ``pixel D [um^2/s]`` per localization added (the frame's
-            estimate from its window).
+            estimate from its window; the index is reset).
         """
+        tracks = tracks.reset_index(drop=True)
         a, dt = float(movie.pixel_size_nm), float(movie.frame_time_s)
         f = 1.0 if movie.exposure_time_s is None else float(movie.exposure_time_s) / dt
         n_exp = int(np.clip(round(f * self.substeps), 1, self.substeps))
