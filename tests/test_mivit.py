@@ -230,3 +230,23 @@ def test_shipped_mivit_ranks_immobile_slow_fast_and_meets_its_error_floor():
     assert medians[0] < medians[1] < medians[2]
     rmse = float(np.sqrt(np.mean(np.concatenate(errs) ** 2)))
     assert rmse < 0.6, rmse
+
+
+def test_analyze_pixel_diffusion_adds_columns_and_a_map(micro_model, tmp_path):
+    from smlmnet.cli import main
+    from smlmnet.simulate import load_config, save_dataset, simulate
+
+    res = simulate(load_config("sptpalm_membrane", ["n_frames=12", "fov.shape_px=[24,24]",
+                                                    "particles.density_per_um2=4"]))
+    save_dataset(res, tmp_path / "ds")
+    out = tmp_path / "out"
+    assert main(["analyze", str(tmp_path / "ds" / "movie.tif"), "-o", str(out), "-q",
+                 "--psf-sigma-nm", "110", "--localizer", "centroid", "--threads", "1",
+                 "--min-length", "3", "--pixel-diffusion", str(micro_model)]) == 0
+    tracks = pd.read_csv(out / "tracks.csv")
+    diff = pd.read_csv(out / "diffusion.csv")
+    assert PIXEL_D in tracks and tracks[PIXEL_D].notna().all()
+    assert PIXEL_D in diff and (diff[PIXEL_D] > 0).all()
+    dmap = np.load(out / "diffusivity_map.npy")
+    assert dmap.shape == (3, 3) and np.isfinite(dmap).any()
+    assert (out / "diffusivity_map.png").stat().st_size > 0
