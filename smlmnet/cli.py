@@ -430,7 +430,7 @@ def cmd_models(args) -> int:
         v = r["validation"]
         metrics = ", ".join(f"{k} {v[k]:.3g}" for k in (
             "jaccard [%]", "rmse_lateral [nm]", "efficiency [%]", "alpha_mae",
-            "model_f1_micro", "cp_jaccard", "alpha", "beta", "JSC_theta") if k in v)
+            "model_f1_micro", "cp_jaccard", "alpha", "beta", "JSC_theta", "log_d_rmse") if k in v)
         print(f"\n{r['name']}  [{r['kind']}]  sha256 {r['weights_sha256']}…  {r['path']}")
         for key, rng in r["training_ranges"].items():
             if isinstance(rng, list) and len(rng) == 2 and all(

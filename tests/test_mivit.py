@@ -215,6 +215,12 @@ SHIPPED = PRETRAINED_ROOT / "mivit_pixel_diffusion"
 
 @pytest.mark.skipif(not SHIPPED.exists(), reason="mivit_pixel_diffusion not shipped")
 def test_shipped_mivit_ranks_immobile_slow_fast_and_meets_its_error_floor():
+    from smlmnet.models.registry import model_dir, render_model_card
+
+    for name in ("mivit_pixel_diffusion", "single_frame_pixel_diffusion",
+                 "pix2d_pixel_diffusion"):
+        card = (model_dir(name) / "MODEL_CARD.md").read_text()
+        assert card == render_model_card(read_info(name))
     est = load("mivit_pixel_diffusion")
     sim = TubeletSimulator(frames=est.frames, min_length=est.frames)
     micro = dict(frame_time_s=0.02, pixel_size_nm=100.0, psf_sigma_px=1.3, photons=1000.0,
