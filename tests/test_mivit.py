@@ -108,7 +108,7 @@ def test_self_supervised_loss_decreases_on_a_fixed_toy_batch():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0]
 
 
@@ -123,8 +123,8 @@ def test_supervised_loss_decreases_on_a_fixed_batch():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        first = float(loss) if first is None else first
-        last = float(loss)
+        first = loss.item() if first is None else first
+        last = loss.item()
     assert last < 0.7 * first
 
 
