@@ -304,9 +304,17 @@ def cmd_analyze(args) -> int:
     analysis.summary["localizer"] = assumptions["localizer"]
     if getattr(args, "trajectory_model", None):
         _add_trajectory_model(analysis, args.trajectory_model, movie.frame_time_s)
+    dmap = _pixel_diffusion(args, movie, analysis, psf)
     with atomic_output_dir(out) as tmp:
         _write_analysis(movie, analysis, tmp, {"movie": str(movie_path),
                                                "assumptions": assumptions})
+        if dmap is not None:
+            import numpy as np
+
+            from smlmnet.plotting import plot_diffusivity_map
+
+            np.save(tmp / "diffusivity_map.npy", dmap)
+            plot_diffusivity_map(dmap, args.map_bin_px, tmp / "diffusivity_map.png")
         if calibration:
             from smlmnet.io.jsonio import write_json
 
@@ -315,8 +323,36 @@ def cmd_analyze(args) -> int:
     print(f"{s['n_localizations']} localizations ({assumptions['localizer']}), "
           f"{s['n_tracks']} tracks; wrote {out}/: localizations.csv (ThunderSTORM) tracks.csv "
           "tracks_trackpy.csv diffusion.csv report.png summary.json"
-          + (" calibration.json" if calibration else ""))
+          + (" calibration.json" if calibration else "")
+          + (" diffusivity_map.png diffusivity_map.npy" if dmap is not None else ""))
     return 0
+
+
+def _pixel_diffusion(args, movie, analysis, psf_sigma_nm: float):
+    """``analyze --pixel-diffusion [MODEL]``: add per-track (``diffusion.csv``) and
+    per-localization (``tracks.csv``) D read from the pixels by a model of kind
+    ``pixel_diffusion``; returns the diffusivity map (or None when not asked)."""
+    if not args.pixel_diffusion:
+        return None
+    from smlmnet.data import contracts as C
+    from smlmnet.diffusion.mivit.infer import PIXEL_D, PIXEL_D_LOG_STD, diffusivity_map
+    from smlmnet.models.registry import load
+
+    est = load(args.pixel_diffusion)
+    if analysis.tracks.empty:
+        return diffusivity_map(analysis.tracks, movie.pixel_size_nm,
+                               movie.frames.shape[1:], args.map_bin_px)
+    per_track, per_loc = est.estimate(movie, analysis.tracks, psf_sigma_nm)
+    analysis.tracks = per_loc
+    cols = per_track.set_index(C.TRACK_ID)[[PIXEL_D, PIXEL_D_LOG_STD]]
+    if len(analysis.diffusion):
+        analysis.diffusion = analysis.diffusion.join(cols, on=C.TRACK_ID)
+    analysis.summary["pixel diffusion model"] = str(args.pixel_diffusion)
+    d = per_track[PIXEL_D]
+    if d.notna().any():
+        analysis.summary[f"median {PIXEL_D}"] = float(d.median())
+    return diffusivity_map(per_loc, movie.pixel_size_nm, movie.frames.shape[1:],
+                           args.map_bin_px)
 
 
 def cmd_analyze_tracks(args) -> int:
@@ -433,7 +469,7 @@ def cmd_models(args) -> int:
         v = r["validation"]
         metrics = ", ".join(f"{k} {v[k]:.3g}" for k in (
             "jaccard [%]", "rmse_lateral [nm]", "efficiency [%]", "alpha_mae",
-            "model_f1_micro", "cp_jaccard", "alpha", "beta", "JSC_theta") if k in v)
+            "model_f1_micro", "cp_jaccard", "alpha", "beta", "JSC_theta", "log_d_rmse") if k in v)
         print(f"\n{r['name']}  [{r['kind']}]  sha256 {r['weights_sha256']}…  {r['path']}")
         for key, rng in r["training_ranges"].items():
             if isinstance(rng, list) and len(rng) == 2 and all(
@@ -553,6 +589,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "model folder) on the tracks: its per-track alpha, K, state and "
                    "changepoints join diffusion.csv and its per-step table is written to "
                    "diffusion_steps.csv")
+    p.add_argument("--pixel-diffusion", nargs="?", const="mivit_pixel_diffusion", default=None,
+                   metavar="MODEL",
+                   help="also read D from the pixels around each localization with a model of "
+                   "kind pixel_diffusion (default mivit_pixel_diffusion): per-track and "
+                   "per-localization 'pixel D [um^2/s]' columns and diffusivity_map.png")
+    p.add_argument("--map-bin-px", type=int, default=8,
+                   help="bin of the diffusivity map, camera pixels")
     p.add_argument("-q", "--quiet", action="store_true")
     add_analysis_options(p)
     p.set_defaults(func=cmd_analyze)

@@ -166,7 +166,8 @@ def plot_analysis_report(movie, result, path: str | Path, n_msd_tracks: int = 10
     ax = axes[2]
     if diff is not None and len(diff):
         bins = np.linspace(-3.5, 1.5, 41)
-        for col, color in (("mle D [um^2/s]", "C0"), ("cve D [um^2/s]", "C1")):
+        for col, color in (("mle D [um^2/s]", "C0"), ("cve D [um^2/s]", "C1"),
+                           ("pixel D [um^2/s]", "C2")):
             v = diff[col].to_numpy(float) if col in diff else np.array([])
             v = v[np.isfinite(v) & (v > 0)]
             ax.hist(np.log10(v), bins=bins, alpha=0.5, color=color,
@@ -179,3 +180,18 @@ def plot_analysis_report(movie, result, path: str | Path, n_msd_tracks: int = 10
         fig.text(0.01, 0.01, _assumption_lines(assumptions), fontsize=8, va="bottom",
                  family="monospace")
     return _save(fig, path, overwrite, bottom=0.09 if assumptions else 0.0)
+
+
+def plot_diffusivity_map(dmap: np.ndarray, bin_px: int, path: str | Path,
+                         overwrite: bool = False) -> Path:
+    """Save the diffusivity map (median per-localization D per bin, µm²/s, log colour scale;
+    :func:`smlmnet.diffusion.mivit.infer.diffusivity_map`) as a PNG."""
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ny, nx = dmap.shape
+    im = ax.imshow(dmap, cmap="viridis", norm=matplotlib.colors.LogNorm(1e-2, 10),
+                   extent=(0, nx * bin_px, ny * bin_px, 0))
+    fig.colorbar(im, ax=ax, label="median D from pixels [µm²/s]")
+    ax.set_xlabel("x [px]")
+    ax.set_ylabel("y [px]")
+    ax.set_title(f"diffusivity map ({bin_px}×{bin_px} px bins)")
+    return _save(fig, path, overwrite)

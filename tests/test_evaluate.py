@@ -40,6 +40,10 @@ TINY = {
                    "benchmark.regimes=[{name: tiny, preset: decode_sptpalm, methods: "
                    "[specialist, mle], psf_sigma_px: [1.1], cameras: [emccd, poisson], "
                    "overrides: ['n_frames=3','fov.shape_px=[32,32]']}]"],
+    # the shipped pixel-diffusion models on 2 seeds × 2 cells × 4 molecules
+    "pixel_diffusion": ["benchmark.seeds=[1,2]", "benchmark.n_per_cell=4",
+                        "benchmark.mle_per_cell=2", "benchmark.D_um2_s=[0.1]",
+                        "benchmark.exposure_fraction=[0.0,1.0]", "benchmark.lengths=[4]"],
 }
 
 

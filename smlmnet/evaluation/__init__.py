@@ -17,6 +17,7 @@ def run_benchmark(cfg: DictConfig, out_dir: str | Path):
         linking,
         linking_external,
         localization,
+        pixel_diffusion,
         transfer,
     )
 
@@ -30,7 +31,8 @@ def run_benchmark(cfg: DictConfig, out_dir: str | Path):
                "andi1": andi1.run,
                "andi2_trajectory": andi2.run,
                "transfer": transfer.run,
-               "generalist": generalist.run}
+               "generalist": generalist.run,
+               "pixel_diffusion": pixel_diffusion.run}
     kind = cfg.benchmark.kind
     if kind not in runners:
         raise ValueError(f"unknown benchmark kind {kind!r}; choose from {sorted(runners)}")

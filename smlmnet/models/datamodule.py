@@ -58,3 +58,25 @@ class SimulatedWindowsDataModule(L.LightningDataModule):
 
     def test_dataloader(self):
         return self._loader(self.test_set, persistent=False)
+
+
+class BatchStreamDataModule(L.LightningDataModule):
+    """Base of the data modules whose datasets yield whole batches (``DataLoader(batch_size=
+    None)``): subclasses set ``train_set`` (with ``set_epoch``), ``val_set``, ``test_set`` and
+    the hyperparameter ``num_workers``."""
+
+    def _loader(self, dataset, persistent: bool):
+        n = self.hparams.num_workers
+        return DataLoader(dataset, batch_size=None, num_workers=n,
+                          persistent_workers=persistent and n > 0)
+
+    def train_dataloader(self):
+        if self.trainer is not None:
+            self.train_set.set_epoch(self.trainer.current_epoch)
+        return self._loader(self.train_set, persistent=False)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set, persistent=True)
+
+    def test_dataloader(self):
+        return self._loader(self.test_set, persistent=False)

@@ -49,6 +49,9 @@ register_kind("localizer", "smlmnet.localize.decode.infer:load_localizer",
               "frames → localizations (DECODE-style network)")
 register_kind("trajectory", "smlmnet.diffusion.trajnet.infer:load_trajectory_estimator",
               "tracks → per-track α, K and AnDi 1 motion model (trajectory network)")
+register_kind("pixel_diffusion", "smlmnet.diffusion.mivit.infer:load_pixel_diffusion",
+              "movie + tracks → per-track and per-localization D from pixel tubelets "
+              "(MiViT, single-frame ViT or Pix2D-style CNN)")
 register_kind("linker", "smlmnet.link.transformer.infer:load_linker",
               "localizations → tracks (transformer linker with gap edges)")
 
@@ -233,3 +236,16 @@ def render_model_card(info: dict) -> str:
     if info.get("limits"):
         lines += ["## Limits", "", info["limits"].strip(), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def load_best_checkpoint(module) -> str:
+    """After ``trainer.fit``: load the best validation checkpoint's ``net.*`` weights into
+    ``module.net`` (when a checkpoint callback kept one); returns its path or ``""``."""
+    import torch
+
+    best = getattr(getattr(module.trainer, "checkpoint_callback", None), "best_model_path", "")
+    if best:
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        module.net.load_state_dict({k[len("net."):]: v for k, v in state.items()
+                                    if k.startswith("net.")})
+    return best

@@ -69,8 +69,14 @@ def blur_coefficient(cfg: SimulationConfig) -> float:
     is 2dDτ − 4dRDΔt with R = (mean_k s_k − mean_jk min(s_j, s_k)) / Δt, which tends to
     t_E/(6Δt) for many sub-steps (continuous exposure) and is 0 for stroboscopic light.
     """
-    s = (np.arange(cfg.exposure_substeps) + 0.5) * cfg.substep_time_s
-    return float((s.mean() - np.minimum.outer(s, s).mean()) / cfg.frame_time_s)
+    return substep_blur_coefficient(cfg.exposure_substeps, cfg.substeps)
+
+
+def substep_blur_coefficient(n_exposure: int, substeps: int) -> float:
+    """R of an exposure that integrates the first ``n_exposure`` of ``substeps`` equally
+    spaced motion sub-steps (midpoints) of each frame (1: stroboscopic, R = 0)."""
+    s = (np.arange(int(n_exposure)) + 0.5) / int(substeps)
+    return float(s.mean() - np.minimum.outer(s, s).mean())
 
 
 def exposure_average(traj: Trajectories, n_exposure: int) -> np.ndarray:

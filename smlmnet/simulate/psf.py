@@ -11,13 +11,16 @@ def pixel_integrals(centre_px: np.ndarray, sigma_px: float, n_pixels: int) -> np
 
     Args:
         centre_px: ``(P,)`` centres in continuous pixel units (pixel j covers [j, j+1)).
-        sigma_px: PSF standard deviation in pixels.
+        sigma_px: PSF standard deviation in pixels (a scalar, or ``(P,)`` / ``(P, 1)`` per
+            centre).
         n_pixels: number of pixels along the axis.
     Returns:
         ``(P, n_pixels)`` array ΔE = ½[erf((j+1−c)/(√2σ)) − erf((j−c)/(√2σ))].
     """
     edges = np.arange(n_pixels + 1, dtype=float)
-    cdf = erf((edges[None, :] - np.asarray(centre_px, float)[:, None]) / (np.sqrt(2) * sigma_px))
+    sigma = np.asarray(sigma_px, float)
+    sigma = sigma.reshape(-1, 1) if sigma.ndim else sigma
+    cdf = erf((edges[None, :] - np.asarray(centre_px, float)[:, None]) / (np.sqrt(2) * sigma))
     return 0.5 * np.diff(cdf, axis=1)
 
 

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import lightning as L
-from torch.utils.data import DataLoader
 
 from smlmnet.diffusion.trajnet.loss import trajectory_loss
 from smlmnet.diffusion.trajnet.net import TrajectoryNet
 from smlmnet.diffusion.trajnet.targets import AnDi1Stream, AnDi2Stream
+from smlmnet.models.datamodule import BatchStreamDataModule
 from smlmnet.models.optim import adamw_warmup_cosine
 from smlmnet.simulate.andi1 import MODELS, NOISE_LEVELS
 
@@ -72,7 +72,7 @@ class TrajectoryModule(L.LightningModule):
         return export_trained(cfg, self, datamodule, run_dir)
 
 
-class TrajectoryDataModule(L.LightningDataModule):
+class TrajectoryDataModule(BatchStreamDataModule):
     """Three simulated streams with their own seeds: training (``seed``, new batches
     every epoch), validation (``seed + 1``, fixed: checkpoint selection) and test
     (``seed + 2``, fixed: the numbers a model folder reports). ``stream`` holds the keyword
@@ -100,22 +100,6 @@ class TrajectoryDataModule(L.LightningDataModule):
         fixed = {**stream, "gap_probability": 0.0}
         self.val_set = cls(length=val_batches, seed=seed + 1, **fixed)
         self.test_set = cls(length=val_batches, seed=seed + 2, **fixed)
-
-    def _loader(self, dataset, persistent: bool):
-        n = self.hparams.num_workers
-        return DataLoader(dataset, batch_size=None, num_workers=n,
-                          persistent_workers=persistent and n > 0)
-
-    def train_dataloader(self):
-        if self.trainer is not None:
-            self.train_set.set_epoch(self.trainer.current_epoch)
-        return self._loader(self.train_set, persistent=False)
-
-    def val_dataloader(self):
-        return self._loader(self.val_set, persistent=True)
-
-    def test_dataloader(self):
-        return self._loader(self.test_set, persistent=False)
 
     def training_ranges(self) -> dict:
         s = self.train_set

@@ -1,0 +1,80 @@
+"""Objectives of the pixel-diffusion networks.
+
+- :func:`gaussian_nll`: heteroscedastic Gaussian negative log-likelihood of ln D.
+- :func:`supervised_loss`: per-track NLL of ln D_px + ``w_frame`` × per-frame NLL +
+  ``w_s2`` × L1 of ln σ_loc² (labels from the simulator).
+- :func:`physics_consistency_loss` (self-supervised, no labels): the predicted D and σ_loc
+  must explain the molecule's observed displacements under the known blur — the exact
+  Gaussian likelihood of the MA(1) displacement process of Brownian motion with localization
+  noise and motion blur (the model of :class:`smlmnet.diffusion.estimators.MLE`, written
+  here with a dense covariance so that it is differentiable and batched over tracks).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def gaussian_nll(mu: torch.Tensor, log_var: torch.Tensor, target: torch.Tensor,
+                 weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of ½(log σ² + (y − μ)²/σ²) over entries (weighted by ``weight`` if given);
+    ``log_var`` is clamped to [−8, 8] for stability."""
+    lv = log_var.clamp(-8.0, 8.0)
+    nll = 0.5 * (lv + (target - mu) ** 2 * torch.exp(-lv))
+    if weight is None:
+        return nll.mean()
+    return (nll * weight).sum() / weight.sum().clamp(min=1)
+
+
+def supervised_loss(out: dict, batch: dict, w_frame: float = 0.3, w_s2: float = 0.1
+                    ) -> dict[str, torch.Tensor]:
+    """Loss terms: ``nll`` (track ln D_px), ``frame_nll`` (every valid frame against the
+    track's ln D_px), ``s2_l1`` (ln σ_loc²), ``abs_err`` (|Δ ln D|, monitored) and ``loss``."""
+    y = batch["log_d"]
+    nll = gaussian_nll(out["log_d"], out["log_var"], y)
+    m = batch["mask"].float()
+    frame = gaussian_nll(out["frame_log_d"], out["frame_log_var"], y[:, None].expand_as(m), m)
+    s2 = F.l1_loss(out["log_s2"], batch["log_s2"])
+    return {"loss": nll + w_frame * frame + w_s2 * s2, "nll": nll, "frame_nll": frame,
+            "s2_l1": s2, "abs_err": (out["log_d"] - y).abs().mean()}
+
+
+def physics_consistency_loss(log_d: torch.Tensor, log_s2: torch.Tensor, loc_px: torch.Tensor,
+                             mask: torch.Tensor, blur_R: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood per displacement of the observed localizations.
+
+    Per dimension the displacements Δ_n of a track are Gaussian with
+    Var Δ = 2D(1 − 2R) + 2σ², Cov(Δ_n, Δ_{n+1}) = 2RD − σ², other covariances 0 (D in
+    px²/frame, σ² in px², Δt = 1 frame).
+
+    Args:
+        log_d, log_s2: ``(B,)`` predicted ln D_px and ln σ_loc². loc_px: ``(B, T, 2)``
+        localizations (px). mask: ``(B, T)`` valid frames. blur_R: ``(B,)``.
+    Returns:
+        scalar: −log L summed over tracks and dimensions / number of displacement
+        coordinates (tracks with < 2 valid frames contribute nothing).
+    """
+    B, T, _ = loc_px.shape
+    if T < 2:
+        return log_d.sum() * 0.0
+    step_ok = mask[:, 1:] & mask[:, :-1]  # (B, T-1)
+    disp = (loc_px[:, 1:] - loc_px[:, :-1]) * step_ok[..., None]
+    D, s2 = torch.exp(log_d.clamp(-12, 8)), torch.exp(log_s2.clamp(-16, 8))
+    a = 2 * D * (1 - 2 * blur_R) + 2 * s2
+    b = 2 * blur_R * D - s2
+    n = T - 1
+    eye = torch.eye(n, dtype=disp.dtype, device=disp.device)
+    off = torch.diag(torch.ones(n - 1, dtype=disp.dtype, device=disp.device), 1)
+    off = off + off.T
+    pair = (step_ok[:, :, None] & step_ok[:, None, :]).to(disp.dtype)
+    cov = (a[:, None, None] * eye + b[:, None, None] * off) * pair + eye * (1 - pair) * (
+        1 - step_ok.to(disp.dtype))[:, :, None]
+    chol = torch.linalg.cholesky(cov)
+    z = torch.linalg.solve_triangular(chol, disp, upper=False)  # (B, n, 2)
+    logdet = 2 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(1)  # masked rows: 0
+    k = step_ok.sum(1).to(disp.dtype)
+    nll = 0.5 * ((z**2).sum((1, 2)) + 2 * logdet + 2 * k * math.log(2 * math.pi))
+    return nll.sum() / (2 * k.sum()).clamp(min=1)

@@ -1,0 +1,235 @@
+"""Networks that read the diffusion coefficient from pixel tubelets (pure ``nn.Module``).
+
+All three share one input and one output contract:
+
+Inputs (from :func:`smlmnet.diffusion.mivit.targets.to_network_batch`):
+    ``x`` ``(B, T, K, K)`` normalized patches (masked frames zero), ``features`` ``(B, T, 4)``
+    (localization offset in the patch and asinh displacement from the previous frame, px),
+    ``cond`` ``(B, 4)`` (exposure/frame, PSF σ px, log10 signal, log10 background), ``mask``
+    ``(B, T)`` bool (valid frames; at least one per row).
+Outputs (dict):
+    ``log_d`` ``(B,)`` ln D_px (px²/frame), ``log_var`` ``(B,)`` its predicted log-variance,
+    ``log_s2`` ``(B,)`` ln σ_loc² (px²) of the localizations, ``frame_log_d`` /
+    ``frame_log_var`` ``(B, T)`` per-frame estimates (per-localization D).
+
+- :class:`MiViT`: spatio-temporal vision transformer from timm ``Block``s: each frame is cut
+  into ``p × p`` pixel tubelets (a strided conv), one frame token per frame carries its
+  localization features, one token carries the conditioning; attention is ``factorized``
+  (space within each frame, then time over the frame tokens) or ``joint`` (all tokens).
+  Masked frames are excluded from attention by an additive −inf mask.
+- :class:`SingleFrameViT`: the spatial part only, one blurred spot → D per frame (no
+  displacements); the track estimate is the inverse-variance mean of the frames
+  (:func:`pool_frames`).
+- :class:`Pix2DCNN`: a Pix2D-style small CNN (Park et al. 2023) on the central ``crop × crop``
+  pixels of each frame, pooled the same way.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from timm.models.vision_transformer import Block
+
+from smlmnet.diffusion.mivit.targets import N_COND, N_FEATURES
+
+#: the prior centre of ln D_px the heads start from (D = 0.3 µm²/s at 20 ms, 100 nm px)
+LOG_D_PRIOR = -0.5
+
+
+def pool_frames(frame_mu: torch.Tensor, frame_log_var: torch.Tensor, mask: torch.Tensor):
+    """Inverse-variance combination of per-frame estimates ``(B, T)`` over valid frames:
+    returns ``(mu, log_var)`` ``(B,)``."""
+    w = torch.exp(-frame_log_var).masked_fill(~mask, 0.0)
+    total = w.sum(1).clamp(min=1e-12)
+    return (w * frame_mu).sum(1) / total, -torch.log(total)
+
+
+def _attn_bias(valid: torch.Tensor) -> torch.Tensor:
+    """``(B, L)`` bool (True = may be attended) → additive ``(B, 1, 1, L)`` float mask."""
+    bias = torch.zeros(valid.shape, dtype=torch.float32, device=valid.device)
+    return bias.masked_fill(~valid, float("-inf"))[:, None, None, :]
+
+
+class _Heads(nn.Module):
+    """LayerNorm + linear → (ln D, log-variance[, ln σ²]) with a prior centre."""
+
+    def __init__(self, dim: int, n_out: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.fc = nn.Linear(dim, n_out)
+        nn.init.zeros_(self.fc.weight)
+        nn.init.zeros_(self.fc.bias)
+        with torch.no_grad():
+            self.fc.bias[0] = LOG_D_PRIOR
+            self.fc.bias[1] = 1.0
+
+    def forward(self, h):
+        return self.fc(self.norm(h))
+
+
+class _SpatialEncoder(nn.Module):
+    """Per-frame pixel tokens: ``(B·T, K, K)`` → ``(B·T, N, dim)`` plus spatial positions."""
+
+    def __init__(self, size: int, spatial_patch: int, dim: int):
+        super().__init__()
+        if size % spatial_patch:
+            raise ValueError(f"patch size {size} must be a multiple of spatial_patch "
+                             f"{spatial_patch}")
+        self.embed = nn.Conv2d(1, dim, spatial_patch, stride=spatial_patch)
+        self.n_tokens = (size // spatial_patch) ** 2
+        self.pos = nn.Parameter(torch.randn(1, self.n_tokens, dim) * 0.02)
+
+    def forward(self, frames):
+        return self.embed(frames[:, None]).flatten(2).transpose(1, 2) + self.pos
+
+
+class MiViT(nn.Module):
+    """Vision transformer on pixel tubelets (see the module docstring for the contract).
+
+    Args:
+        frames: T. size: K. spatial_patch: p (K % p == 0). dim, heads, mlp_ratio: token
+            width. depth_space, depth_time: blocks of the factorized encoder; ``joint``
+            attention uses ``depth_space + depth_time`` blocks over all tokens.
+        attention: ``factorized`` | ``joint``. use_features: give the localization features
+            to the frame tokens (False: pixels only, to measure what the displacements add).
+        drop_path: stochastic depth.
+    """
+
+    def __init__(self, frames: int = 16, size: int = 15, spatial_patch: int = 5,
+                 dim: int = 64, heads: int = 4, depth_space: int = 2, depth_time: int = 2,
+                 mlp_ratio: float = 2.0, attention: str = "factorized",
+                 use_features: bool = True, drop_path: float = 0.0):
+        super().__init__()
+        if attention not in ("factorized", "joint"):
+            raise ValueError(f"attention must be factorized or joint; got {attention!r}")
+        self._config = dict(frames=frames, size=size, spatial_patch=spatial_patch, dim=dim,
+                            heads=heads, depth_space=depth_space, depth_time=depth_time,
+                            mlp_ratio=mlp_ratio, attention=attention,
+                            use_features=use_features, drop_path=drop_path)
+        self.frames, self.attention, self.use_features = frames, attention, use_features
+        self.spatial = _SpatialEncoder(size, spatial_patch, dim)
+        self.feat_embed = nn.Linear(N_FEATURES, dim)
+        self.frame_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.cond_embed = nn.Linear(N_COND, dim)
+        self.time_pos = nn.Parameter(torch.randn(1, frames, dim) * 0.02)
+        block = lambda: Block(dim, heads, mlp_ratio=mlp_ratio, qkv_bias=True,  # noqa: E731
+                              drop_path=drop_path)
+        if attention == "factorized":
+            self.space_blocks = nn.ModuleList(block() for _ in range(depth_space))
+            self.time_blocks = nn.ModuleList(block() for _ in range(depth_time))
+        else:
+            self.blocks = nn.ModuleList(block() for _ in range(depth_space + depth_time))
+        self.head = _Heads(2 * dim, 3)
+        self.frame_head = _Heads(dim, 2)
+
+    def config(self) -> dict:
+        return dict(self._config)
+
+    def forward(self, x, features, cond, mask) -> dict[str, torch.Tensor]:
+        B, T, K, _ = x.shape
+        if T > self.frames:
+            raise ValueError(f"tubelets have {T} frames; this network takes at most "
+                             f"{self.frames}")
+        pix = self.spatial(x.reshape(B * T, K, K))  # (B·T, N, dim)
+        N, dim = pix.shape[1], pix.shape[2]
+        feats = features if self.use_features else torch.zeros_like(features)
+        ftok = self.frame_token + self.feat_embed(feats) + self.time_pos[:, :T]  # (B, T, dim)
+        ctok = self.cond_embed(cond)[:, None]  # (B, 1, dim)
+        if self.attention == "factorized":
+            h = torch.cat([ftok.reshape(B * T, 1, dim), pix], dim=1)
+            for blk in self.space_blocks:
+                h = blk(h)
+            h = torch.cat([ctok, h[:, 0].reshape(B, T, dim)], dim=1)
+            bias = _attn_bias(torch.cat([mask.new_ones(B, 1), mask], dim=1))
+            for blk in self.time_blocks:
+                h = blk(h, attn_mask=bias)
+            ctx, frame_h = h[:, 0], h[:, 1:]
+        else:
+            pix = pix.reshape(B, T, N, dim) + self.time_pos[:, :T, None]
+            h = torch.cat([ftok[:, :, None], pix], dim=2).reshape(B, T * (N + 1), dim)
+            h = torch.cat([ctok, h], dim=1)
+            valid = torch.cat([mask.new_ones(B, 1),
+                               mask[:, :, None].expand(B, T, N + 1).reshape(B, -1)], dim=1)
+            bias = _attn_bias(valid)
+            for blk in self.blocks:
+                h = blk(h, attn_mask=bias)
+            ctx = h[:, 0]
+            frame_h = h[:, 1:].reshape(B, T, N + 1, dim)[:, :, 0]
+        m = mask[..., None].float()
+        pooled = (frame_h * m).sum(1) / m.sum(1).clamp(min=1)
+        out = self.head(torch.cat([ctx, pooled], dim=1))
+        fr = self.frame_head(frame_h)
+        return {"log_d": out[:, 0], "log_var": out[:, 1], "log_s2": out[:, 2],
+                "frame_log_d": fr[..., 0], "frame_log_var": fr[..., 1]}
+
+
+class _PerFrameNet(nn.Module):
+    """Base of the per-frame networks: ``frame_outputs`` → (ln D, log-var, ln σ²) per frame,
+    pooled over valid frames with :func:`pool_frames`."""
+
+    def frame_outputs(self, x, cond) -> torch.Tensor:  # (B·T, K, K), (B·T, 4) -> (B·T, 3)
+        raise NotImplementedError
+
+    def forward(self, x, features, cond, mask) -> dict[str, torch.Tensor]:
+        B, T, K, _ = x.shape
+        out = self.frame_outputs(x.reshape(B * T, K, K),
+                                 cond[:, None].expand(B, T, cond.shape[1]).reshape(B * T, -1))
+        out = out.reshape(B, T, 3)
+        mu, log_var = pool_frames(out[..., 0], out[..., 1], mask)
+        m = mask.float()
+        log_s2 = (out[..., 2] * m).sum(1) / m.sum(1).clamp(min=1)
+        return {"log_d": mu, "log_var": log_var, "log_s2": log_s2,
+                "frame_log_d": out[..., 0], "frame_log_var": out[..., 1]}
+
+
+class SingleFrameViT(_PerFrameNet):
+    """One blurred spot → D: a small ViT over one frame's pixel tokens and a conditioning
+    token (no displacements); the track estimate pools the frames by inverse variance."""
+
+    def __init__(self, size: int = 15, spatial_patch: int = 5, dim: int = 64, heads: int = 4,
+                 depth: int = 3, mlp_ratio: float = 2.0):
+        super().__init__()
+        self._config = dict(size=size, spatial_patch=spatial_patch, dim=dim, heads=heads,
+                            depth=depth, mlp_ratio=mlp_ratio)
+        self.spatial = _SpatialEncoder(size, spatial_patch, dim)
+        self.cond_embed = nn.Linear(N_COND, dim)
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio=mlp_ratio, qkv_bias=True)
+                                    for _ in range(depth))
+        self.head = _Heads(dim, 3)
+
+    def config(self) -> dict:
+        return dict(self._config)
+
+    def frame_outputs(self, x, cond):
+        h = torch.cat([self.cond_embed(cond)[:, None], self.spatial(x)], dim=1)
+        for blk in self.blocks:
+            h = blk(h)
+        return self.head(h[:, 0])
+
+
+class Pix2DCNN(_PerFrameNet):
+    """Pix2D-style CNN (Park et al., Commun. Biol. 2023): three 3×3 conv layers on the
+    central ``crop × crop`` pixels of each frame, then an MLP with the conditioning."""
+
+    def __init__(self, size: int = 15, crop: int = 9, channels: int = 32, hidden: int = 64):
+        super().__init__()
+        if not 3 <= crop <= size or crop % 2 != 1:
+            raise ValueError(f"crop must be odd and in [3, {size}]; got {crop}")
+        self._config = dict(size=size, crop=crop, channels=channels, hidden=hidden)
+        self.lo = (size - crop) // 2
+        self.crop = crop
+        c = channels
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, c // 2, 3, padding=1), nn.GELU(),
+            nn.Conv2d(c // 2, c, 3, padding=1), nn.GELU(),
+            nn.Conv2d(c, c, 3, padding=1), nn.GELU())
+        self.mlp = nn.Sequential(nn.Linear(c * crop * crop + N_COND, hidden), nn.GELU())
+        self.head = _Heads(hidden, 3)
+
+    def config(self) -> dict:
+        return dict(self._config)
+
+    def frame_outputs(self, x, cond):
+        c = x[:, self.lo:self.lo + self.crop, self.lo:self.lo + self.crop]
+        h = self.conv(c[:, None]).flatten(1)
+        return self.head(self.mlp(torch.cat([h, cond], dim=1)))
