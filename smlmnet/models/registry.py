@@ -202,7 +202,7 @@ def render_model_card(info: dict) -> str:
              "<!-- generated from model.yaml by smlmnet.models.registry.render_model_card -->",
              "", info.get("description", "").strip(), "",
              "## Reproduce", "", f"```bash\n{info.get('training_command', '?')}\n```", ""]
-    for key in ("reproduce_note", "metadata_note"):
+    for key in ("reproduce_note", "metadata_note", "version_note", "gap_closing_note"):
         if info.get(key):
             lines += [str(info[key]).strip(), ""]
     if info.get("recalibration_command"):

@@ -43,11 +43,11 @@ DEFAULT_RANGES = {
     "photons": [100.0, 3000.0],          # mean photons of an emitter (log-uniform per emitter)
     "psf_sigma_nm": [100.0, 160.0],
     "background_photons_per_px": [1.0, 40.0],
-    "blink_on_frames": [3.0, 20.0],
+    "blink_on_frames": [3.0, 100.0],     # up to effectively non-blinking dyes
     "blink_off_frames": [0.5, 3.0],
     "detection_probability": [0.75, 1.0],
     "false_positive_fraction": [0.0, 0.1],
-    "lifetime_frames": [5.0, 40.0],       # mean frames before bleaching
+    "lifetime_frames": [5.0, 300.0],      # mean frames before bleaching (long tracks too)
     "motions": ["brownian", "confined", "directed", "switching", "immobile"],
 }
 
