@@ -9,7 +9,37 @@ from smlmnet.models.datasets import SimulatedMovieDataset
 from smlmnet.simulate.config import load_config
 
 
-class SimulatedWindowsDataModule(L.LightningDataModule):
+class StreamDataModule(L.LightningDataModule):
+    """Base of the data modules that stream simulated datasets: subclasses set ``train_set``
+    (with ``set_epoch``: new items every epoch), ``val_set``, ``test_set`` and the
+    hyperparameter ``num_workers``. By default the datasets yield whole batches
+    (``DataLoader(batch_size=None)``); a subclass whose datasets yield items overrides
+    :meth:`_batch_size` (and sets ``collate_fn``)."""
+
+    collate_fn = None
+
+    def _batch_size(self) -> int | None:
+        return None
+
+    def _loader(self, dataset, persistent: bool):
+        n = self.hparams.num_workers
+        return DataLoader(dataset, batch_size=self._batch_size(), collate_fn=self.collate_fn,
+                          num_workers=n, persistent_workers=persistent and n > 0)
+
+    def train_dataloader(self):
+        # called every epoch (trainer.reload_dataloaders_every_n_epochs=1): fresh items
+        if self.trainer is not None:
+            self.train_set.set_epoch(self.trainer.current_epoch)
+        return self._loader(self.train_set, persistent=False)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set, persistent=True)
+
+    def test_dataloader(self):
+        return self._loader(self.test_set, persistent=False)
+
+
+class SimulatedWindowsDataModule(StreamDataModule):
     """Windows of ``n_frames`` frames of ``shape_px`` simulated from ``preset`` (+ overrides),
     optionally domain-randomized (``randomization``: ranges of
     :class:`~smlmnet.simulate.randomize.DomainRandomization`, ``{}`` for its defaults).
@@ -42,41 +72,5 @@ class SimulatedWindowsDataModule(L.LightningDataModule):
         self.val_set = SimulatedMovieDataset(length=val_items, seed=seed + 1, **common)
         self.test_set = SimulatedMovieDataset(length=val_items, seed=seed + 2, **common)
 
-    def _loader(self, dataset, persistent: bool):
-        h = self.hparams
-        return DataLoader(dataset, batch_size=h.batch_size, num_workers=h.num_workers,
-                          persistent_workers=persistent and h.num_workers > 0)
-
-    def train_dataloader(self):
-        # called every epoch (trainer.reload_dataloaders_every_n_epochs=1): fresh items
-        if self.trainer is not None:
-            self.train_set.set_epoch(self.trainer.current_epoch)
-        return self._loader(self.train_set, persistent=False)
-
-    def val_dataloader(self):
-        return self._loader(self.val_set, persistent=True)
-
-    def test_dataloader(self):
-        return self._loader(self.test_set, persistent=False)
-
-
-class BatchStreamDataModule(L.LightningDataModule):
-    """Base of the data modules whose datasets yield whole batches (``DataLoader(batch_size=
-    None)``): subclasses set ``train_set`` (with ``set_epoch``), ``val_set``, ``test_set`` and
-    the hyperparameter ``num_workers``."""
-
-    def _loader(self, dataset, persistent: bool):
-        n = self.hparams.num_workers
-        return DataLoader(dataset, batch_size=None, num_workers=n,
-                          persistent_workers=persistent and n > 0)
-
-    def train_dataloader(self):
-        if self.trainer is not None:
-            self.train_set.set_epoch(self.trainer.current_epoch)
-        return self._loader(self.train_set, persistent=False)
-
-    def val_dataloader(self):
-        return self._loader(self.val_set, persistent=True)
-
-    def test_dataloader(self):
-        return self._loader(self.test_set, persistent=False)
+    def _batch_size(self):
+        return self.hparams.batch_size

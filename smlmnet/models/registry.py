@@ -147,6 +147,20 @@ def describe(name_or_path: str | Path) -> dict:
             "weights_sha256": info.get("weights_sha256", "")[:12]}
 
 
+def model_info_header(cfg, net, kind: str, description: str = "") -> dict:
+    """The fields every exported model folder starts with: name (``cfg.model_name`` or the
+    export folder's name), kind, description, the net's ``_target_`` and constructor
+    arguments, the training command, provenance and ``trained_on``."""
+    from smlmnet.io.provenance import provenance, reproduce_command
+
+    return {"name": cfg.model_name or Path(cfg.export_pretrained).name, "kind": kind,
+            "description": str(cfg.get("model_description") or description),
+            "net": {"_target_": f"{type(net).__module__}.{type(net).__name__}",
+                    **net.config()},
+            "training_command": reproduce_command(), "provenance": provenance(),
+            "trained_on": str(cfg.get("trained_on") or "see training_command")}
+
+
 def write_model_folder(folder: str | Path, state_dict: dict, info: dict) -> Path:
     """Write a model folder atomically (refuses an existing non-empty folder): weights, then
     ``model.yaml`` with their hash, then the generated ``MODEL_CARD.md``."""

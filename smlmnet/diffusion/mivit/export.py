@@ -35,23 +35,15 @@ def score_stream(net, dataset) -> dict:
 def export_trained(cfg, module, datamodule, run_dir) -> Path:
     """After ``train.py``: load the best validation checkpoint (if any), score it on the
     independent test batches (seed + 2) and write the model folder ``cfg.export_pretrained``."""
-    from smlmnet.io.provenance import provenance, reproduce_command
-    from smlmnet.models.registry import load_best_checkpoint, write_model_folder
+    from smlmnet.models.registry import load_best_checkpoint, model_info_header, write_model_folder
 
     net = module.net
     best = load_best_checkpoint(module)
     if best:
         log.info("exporting the best validation checkpoint %s", best)
     test = score_stream(net, datamodule.test_set)
-    net_cfg = {"_target_": f"{type(net).__module__}.{type(net).__name__}", **net.config()}
     ts = datamodule.test_set
-    info = {"name": cfg.model_name or Path(cfg.export_pretrained).name,
-            "kind": "pixel_diffusion",
-            "description": str(cfg.get("model_description") or ""),
-            "net": net_cfg,
-            "training_command": reproduce_command(),
-            "provenance": provenance(),
-            "trained_on": str(cfg.get("trained_on") or "see training_command"),
+    info = {**model_info_header(cfg, net, "pixel_diffusion"),
             "epochs": int(module.current_epoch),
             "global_steps": int(module.global_step),
             "train_items": int(cfg.data.train_batches) * int(cfg.data.batch_size),

@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from smlmnet.diffusion.mivit.loss import physics_consistency_loss, supervised_loss
 from smlmnet.diffusion.mivit.targets import TubeletStream
-from smlmnet.models.datamodule import BatchStreamDataModule
+from smlmnet.models.datamodule import StreamDataModule
 from smlmnet.models.optim import adamw_warmup_cosine
 
 NET_INPUTS = ("x", "features", "cond", "mask")
@@ -69,7 +69,7 @@ class PixelDiffusionModule(L.LightningModule):
         return export_trained(cfg, self, datamodule, run_dir)
 
 
-class PixelTubeletDataModule(BatchStreamDataModule):
+class PixelTubeletDataModule(StreamDataModule):
     """Three tubelet streams with their own seeds: training (``seed``, new batches every
     epoch), validation (``seed + 1``, fixed) and test (``seed + 2``, fixed: the numbers a
     model folder reports). ``simulator`` holds the keyword arguments of

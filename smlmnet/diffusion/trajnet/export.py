@@ -79,8 +79,7 @@ def score_stream(net, dataset, outs=None) -> dict:
 def export_trained(cfg, module, datamodule, run_dir) -> Path:
     """After ``train.py``: load the best validation checkpoint, score it on the independent
     test batches (seed + 2) and write the model folder ``cfg.export_pretrained``."""
-    from smlmnet.io.provenance import provenance, reproduce_command
-    from smlmnet.models.registry import write_model_folder
+    from smlmnet.models.registry import model_info_header, write_model_folder
 
     net = module.net
     best = getattr(getattr(module.trainer, "checkpoint_callback", None), "best_model_path", "")
@@ -100,14 +99,7 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
         extra = {"thresholds": {"changepoint": best["threshold"]}, "threshold_scan": scan,
                  "tuning_split": f"{len(datamodule.val_set)} validation batches (seed "
                                  f"{datamodule.val_set.seed})"}
-    net_cfg = {"_target_": f"{type(net).__module__}.{type(net).__name__}", **net.config()}
-    info = {"name": cfg.model_name or Path(cfg.export_pretrained).name,
-            "kind": "trajectory",
-            "description": str(cfg.get("model_description") or ""),
-            "net": net_cfg,
-            "training_command": reproduce_command(),
-            "provenance": provenance(),
-            "trained_on": str(cfg.get("trained_on") or "see training_command"),
+    info = {**model_info_header(cfg, net, "trajectory"),
             "epochs": int(module.current_epoch),
             "global_steps": int(module.global_step),
             "train_items": int(cfg.data.train_batches),

@@ -8,7 +8,7 @@ import lightning as L
 from smlmnet.diffusion.trajnet.loss import trajectory_loss
 from smlmnet.diffusion.trajnet.net import TrajectoryNet
 from smlmnet.diffusion.trajnet.targets import AnDi1Stream, AnDi2Stream
-from smlmnet.models.datamodule import BatchStreamDataModule
+from smlmnet.models.datamodule import StreamDataModule
 from smlmnet.models.optim import adamw_warmup_cosine
 from smlmnet.simulate.andi1 import MODELS, NOISE_LEVELS
 
@@ -72,7 +72,7 @@ class TrajectoryModule(L.LightningModule):
         return export_trained(cfg, self, datamodule, run_dir)
 
 
-class TrajectoryDataModule(BatchStreamDataModule):
+class TrajectoryDataModule(StreamDataModule):
     """Three simulated streams with their own seeds: training (``seed``, new batches
     every epoch), validation (``seed + 1``, fixed: checkpoint selection) and test
     (``seed + 2``, fixed: the numbers a model folder reports). ``stream`` holds the keyword

@@ -75,10 +75,9 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
     """After ``train.py``: load the best validation checkpoint, tune the threshold on
     validation tables (seed + 1), report on independent tables (seed + 2) beside the LAP, and
     write a model folder (``export_pretrained=DIR``)."""
-    from smlmnet.io.provenance import provenance, reproduce_command
     from smlmnet.link.base import LAPLinker
     from smlmnet.link.transformer.infer import TransformerLinker
-    from smlmnet.models.registry import write_model_folder
+    from smlmnet.models.registry import model_info_header, write_model_folder
 
     net = module.net
     best = getattr(getattr(module.trainer, "checkpoint_callback", None), "best_model_path", "")
@@ -96,17 +95,10 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
     linker.threshold = th
     ours = score_tables(report, linker.link)
     lap = score_tables(report, LAPLinker(500.0, 2).link)
-    net_cfg = {"_target_": f"{type(net).__module__}.{type(net).__name__}", **net.config()}
-    info = {"name": cfg.model_name or Path(cfg.export_pretrained).name,
-            "kind": "linker",
-            "description": str(cfg.get("model_description") or (
+    info = {**model_info_header(cfg, net, "linker", (
                 "Transformer linker for single-molecule tracking (Trackastra-style association "
                 "with gap edges for blinking): windows of localizations, sparse neighbour "
                 "attention, parental/child softmax, global assignment on -log p.")),
-            "net": net_cfg,
-            "training_command": reproduce_command(),
-            "provenance": provenance(),
-            "trained_on": str(cfg.get("trained_on") or "see training_command"),
             "epochs": int(module.current_epoch) + 1,
             "global_steps": int(module.global_step),
             "train_items": int(cfg.data.train_items),

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
 
 from smlmnet.link.transformer.loss import linking_loss
 from smlmnet.link.transformer.net import LinkerNet
 from smlmnet.link.transformer.targets import SimulatedLinkingDataset, collate_windows
+from smlmnet.models.datamodule import StreamDataModule
 from smlmnet.models.optim import adamw_warmup_cosine
 
 
@@ -56,7 +56,7 @@ class LinkerModule(L.LightningModule):
         return export_trained(cfg, self, datamodule, run_dir)
 
 
-class LinkingDataModule(L.LightningDataModule):
+class LinkingDataModule(StreamDataModule):
     """Simulated localization windows: training items (``seed``, new every epoch), fixed
     validation items (``seed + 1``) and fixed test items (``seed + 2``).
 
@@ -94,19 +94,7 @@ class LinkingDataModule(L.LightningDataModule):
         self.val_set = SimulatedLinkingDataset(length=val_items, seed=seed + 1, **common)
         self.test_set = SimulatedLinkingDataset(length=val_items, seed=seed + 2, **common)
 
-    def _loader(self, dataset, persistent: bool):
-        h = self.hparams
-        return DataLoader(dataset, batch_size=h.batch_size, num_workers=h.num_workers,
-                          collate_fn=collate_windows,
-                          persistent_workers=persistent and h.num_workers > 0)
+    collate_fn = staticmethod(collate_windows)
 
-    def train_dataloader(self):
-        if self.trainer is not None:
-            self.train_set.set_epoch(self.trainer.current_epoch)
-        return self._loader(self.train_set, persistent=False)
-
-    def val_dataloader(self):
-        return self._loader(self.val_set, persistent=True)
-
-    def test_dataloader(self):
-        return self._loader(self.test_set, persistent=False)
+    def _batch_size(self):
+        return self.hparams.batch_size

@@ -146,8 +146,7 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
     """After ``train.py``: load the best validation checkpoint, tune thresholds and the
     uncertainty scale on the validation windows, report on independent test windows, and
     write a model folder (``export_pretrained=DIR``)."""
-    from smlmnet.io.provenance import provenance, reproduce_command
-    from smlmnet.models.registry import write_model_folder
+    from smlmnet.models.registry import model_info_header, write_model_folder
 
     net = module.net
     best = getattr(getattr(module.trainer, "checkpoint_callback", None), "best_model_path", "")
@@ -158,16 +157,9 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
         log.info("exporting the best validation checkpoint %s", best)
     a = float(cfg.model.pixel_size_nm)
     results = tune_and_report(net, datamodule.val_set, datamodule.test_set, a)
-    net_cfg = {"_target_": f"{type(net).__module__}.{type(net).__name__}", **net.config()}
     randomization = datamodule.train_set.randomization
     sim_cfg = datamodule.train_set.config
-    info = {"name": cfg.model_name or Path(cfg.export_pretrained).name,
-            "kind": "localizer",
-            "description": str(cfg.get("model_description") or ""),
-            "net": net_cfg,
-            "training_command": reproduce_command(),
-            "provenance": provenance(),
-            "trained_on": str(cfg.get("trained_on") or "see training_command"),
+    info = {**model_info_header(cfg, net, "localizer"),
             "simulation_preset": cfg.data.preset,
             "simulation_overrides": list(cfg.data.overrides),
             "domain_randomization": randomization.to_dict() if randomization else None,
