@@ -79,14 +79,11 @@ def score_stream(net, dataset, outs=None) -> dict:
 def export_trained(cfg, module, datamodule, run_dir) -> Path:
     """After ``train.py``: load the best validation checkpoint, score it on the independent
     test batches (seed + 2) and write the model folder ``cfg.export_pretrained``."""
-    from smlmnet.models.registry import model_info_header, write_model_folder
+    from smlmnet.models.registry import load_best_checkpoint, model_info_header, write_model_folder
 
     net = module.net
-    best = getattr(getattr(module.trainer, "checkpoint_callback", None), "best_model_path", "")
+    best = load_best_checkpoint(module)
     if best:
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-        net.load_state_dict({k[len("net."):]: v for k, v in state.items()
-                             if k.startswith("net.")})
         log.info("exporting the best validation checkpoint %s", best)
     outs_test = collect(net, datamodule.test_set)
     test = score_stream(net, datamodule.test_set, outs_test)

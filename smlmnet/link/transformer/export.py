@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from smlmnet.data import contracts as C
 from smlmnet.link.transformer.targets import DEFAULT_RANGES, simulate_table
@@ -77,14 +76,11 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
     write a model folder (``export_pretrained=DIR``)."""
     from smlmnet.link.base import LAPLinker
     from smlmnet.link.transformer.infer import TransformerLinker
-    from smlmnet.models.registry import model_info_header, write_model_folder
+    from smlmnet.models.registry import load_best_checkpoint, model_info_header, write_model_folder
 
     net = module.net
-    best = getattr(getattr(module.trainer, "checkpoint_callback", None), "best_model_path", "")
+    best = load_best_checkpoint(module)
     if best:
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-        net.load_state_dict({k[len("net."):]: v for k, v in state.items()
-                             if k.startswith("net.")})
         log.info("exporting the best validation checkpoint %s", best)
     ranges = {**DEFAULT_RANGES, **(datamodule.train_set.ranges or {})}
     seed = int(cfg.seed)

@@ -62,10 +62,10 @@ def check_table(locs: pd.DataFrame) -> None:
 
 def _edge_frame(parts: list, n: int) -> pd.DataFrame:
     """Concatenate ``(i, j, p)`` parts into the edge table."""
-    parts = [p for p in parts if p[0].size]
-    cat = (lambda k, dt: np.concatenate([p[k] for p in parts]) if parts  # noqa: E731
-           else np.zeros(0, dt))
-    return pd.DataFrame({"i": cat(0, np.int64), "j": cat(1, np.int64), "p": cat(2, float)})
+    parts = [p for p in parts if p[0].size] or [(np.zeros(0, np.int64), np.zeros(0, np.int64),
+                                                 np.zeros(0))]
+    i, j, p = (np.concatenate(col) for col in zip(*parts))
+    return pd.DataFrame({"i": i, "j": j, "p": p})
 
 
 def _average_final(open_edges: list, frames: np.ndarray, n: int, next_start: int,

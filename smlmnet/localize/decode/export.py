@@ -146,14 +146,11 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
     """After ``train.py``: load the best validation checkpoint, tune thresholds and the
     uncertainty scale on the validation windows, report on independent test windows, and
     write a model folder (``export_pretrained=DIR``)."""
-    from smlmnet.models.registry import model_info_header, write_model_folder
+    from smlmnet.models.registry import load_best_checkpoint, model_info_header, write_model_folder
 
     net = module.net
-    best = getattr(getattr(module.trainer, "checkpoint_callback", None), "best_model_path", "")
+    best = load_best_checkpoint(module)
     if best:
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-        net.load_state_dict({k[len("net."):]: v for k, v in state.items()
-                             if k.startswith("net.")})
         log.info("exporting the best validation checkpoint %s", best)
     a = float(cfg.model.pixel_size_nm)
     results = tune_and_report(net, datamodule.val_set, datamodule.test_set, a)
