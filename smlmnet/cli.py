@@ -292,7 +292,7 @@ def cmd_analyze(args) -> int:
         movie, args.localizer, model=args.model, psf_sigma_nm=args.psf_sigma_nm or tiff_psf,
         psf_sigma_source="--psf-sigma-nm" if args.psf_sigma_nm else "the TIFF metadata",
         calibrate=args.calibrate, camera=args.camera, threshold=args.threshold,
-        force=args.force_model)
+        force=args.force_model, uncertainty=args.uncertainty_calibration)
     psf, psf_from, calibration = (chosen["psf_sigma_nm"], chosen["psf_sigma_source"],
                                   chosen["calibration"])
     if not args.quiet:
@@ -579,6 +579,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate", choices=["auto", "always", "never"], default="auto",
                    help="calibrate the movie from itself for the domain guard (auto: when "
                    "the PSF sigma or the camera is unknown)")
+    p.add_argument("--uncertainty-calibration", choices=["movie", "model"], default="movie",
+                   help="scale of a learned localizer's uncertainties: movie = measured on "
+                   "3 short simulations like this movie (from its calibration; a few seconds), "
+                   "model = the scale tuned on the model's training distribution")
     p.add_argument("--psf-sigma-nm", type=float,
                    help="PSF sigma (default: the TIFF metadata, else measured from the movie "
                    "(--calibrate), else 130 nm)")

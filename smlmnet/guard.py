@@ -202,14 +202,19 @@ class GuardedLocalizer(Localizer):
         explicit: the first candidate was asked for by name: skipping it for its training
             ranges is a warning (otherwise, as in ``--localizer auto``, a log line: choosing
             among the shipped models is the point). Rejected output always warns.
+        uncertainty_calibration: the movie's calibration (:meth:`Calibration.to_dict`): a
+            learned candidate's σ scale is then recomputed on simulated movies like this one
+            (:func:`smlmnet.calibrate.uncertainty.matched_uncertainty_scale`) before it runs,
+            replacing the scale tuned on its training distribution; None keeps the model's.
     """
 
     def __init__(self, candidates: list[Localizer], facts: dict, force: bool = False,
-                 explicit: bool = False) -> None:
+                 explicit: bool = False, uncertainty_calibration: dict | None = None) -> None:
         if not candidates:
             raise ValueError("GuardedLocalizer needs at least one candidate")
         self.candidates, self.facts, self.force = candidates, facts, force
         self.explicit = explicit
+        self.uncertainty_calibration = uncertainty_calibration
         self.decision: list[dict] = []
         self.chosen: Localizer | None = None
         self.name = candidates[0].name
@@ -242,12 +247,43 @@ class GuardedLocalizer(Localizer):
                 self._warn(loc, step["output_problems"], "its output failed the sanity checks")
                 continue
             step["used"] = True
+            if (self.uncertainty_calibration and hasattr(loc, "uncertainty_scale_by_p")
+                    and len(locs)):
+                locs = self._calibrate_uncertainty(loc, locs, movie, step)
             if step["output_problems"]:
                 warnings.warn(f"{loc.name}: " + "; ".join(step["output_problems"]),
                               stacklevel=2)
             self.chosen, self.name = loc, loc.name
             return locs
         raise AssertionError("unreachable: the last candidate is always used")
+
+    def _calibrate_uncertainty(self, loc, locs: pd.DataFrame, movie: Movie, step: dict
+                               ) -> pd.DataFrame:
+        """Rescale ``locs``' uncertainties by the σ scale measured on simulated movies like
+        this one (its calibration, with the density and dim emitters that ``loc`` found);
+        ``step`` records what was used (the model's own scale when the simulation fails)."""
+        from smlmnet.calibrate.uncertainty import matched_uncertainty_scale, regime_overrides
+        from smlmnet.localize.decode.post import uncertainty_scale_at
+
+        cal = self.uncertainty_calibration
+        result = matched_uncertainty_scale(
+            loc, cal, camera_known=bool(self.facts.get("camera_known")),
+            overrides=regime_overrides(locs, (movie.n_frames, *movie.shape[1:]),
+                                       movie.pixel_size_nm, cal))
+        step["uncertainty_calibration"] = result
+        if result["scale"] is None:
+            result["used"] = "the model's own scale (tuned on its training distribution)"
+            warnings.warn(f"{loc.name}: uncertainties keep the model's scale: "
+                          f"{result.get('error')}", stacklevel=3)
+            return locs
+        result["used"] = "movie-matched simulation"
+        old = uncertainty_scale_at(locs["p"].to_numpy(float), loc.uncertainty_scale,
+                                   loc.uncertainty_scale_by_p)
+        locs = locs.copy()
+        for col in ("uncertainty_x [nm]", "uncertainty_y [nm]", "uncertainty_xy [nm]"):
+            if col in locs:
+                locs[col] = locs[col].to_numpy(float) * result["scale"] / old
+        return locs
 
     def _warn(self, loc, problems, why, quiet: bool = False) -> None:
         nxt = self.candidates[self.candidates.index(loc) + 1].name
@@ -273,13 +309,14 @@ def shipped_localizers() -> list[str]:
 def select_localizer(request: str, movie: Movie, psf_sigma_nm: float, *,
                      model: str | None = None, threshold: float = 5.0,
                      calibration: dict | None = None, force: bool = False,
-                     batch_frames: int = 32) -> GuardedLocalizer:
+                     batch_frames: int = 32, uncertainty: str = "model") -> GuardedLocalizer:
     """The localizer ``smlmnet analyze`` runs.
 
     ``request``: ``auto`` (every shipped localizer whose training ranges hold the movie,
     specialists first, then the MLE fit), ``decode`` (``model``, then MLE as the fallback),
     ``mle`` or ``centroid`` (the classical fit alone). ``psf_sigma_nm`` is for the classical
-    fit and the guard's facts.
+    fit and the guard's facts. ``uncertainty``: ``movie`` recalibrates a learned localizer's
+    σ on simulations like the movie (needs ``calibration``), ``model`` keeps its own scale.
     """
     from smlmnet.localize.base import SpotFitLocalizer
     from smlmnet.models.registry import load, read_info
@@ -301,29 +338,36 @@ def select_localizer(request: str, movie: Movie, psf_sigma_nm: float, *,
             raise ValueError(f"model {n!r} is a {kind} model, not a localizer"
                              + ("; use `smlmnet analyze-tracks` for tracks" if kind ==
                                 "trajectory" else ""))
+    if uncertainty not in ("movie", "model"):
+        raise ValueError(f"unknown uncertainty calibration {uncertainty!r}: use movie or model")
     learned = [load(n, batch_frames=batch_frames) for n in names]
     return GuardedLocalizer([*learned, classical], facts, force=force,
-                            explicit=request == "decode" or model is not None)
+                            explicit=request == "decode" or model is not None,
+                            uncertainty_calibration=calibration if uncertainty == "movie"
+                            else None)
 
 
 def prepare_localizer(movie: Movie, request: str = "auto", *, model: str | None = None,
                       psf_sigma_nm: float | None = None, psf_sigma_source: str | None = None,
                       calibrate: str = "auto", camera: str | None = None,
-                      threshold: float = 5.0, force: bool = False
-                      ) -> tuple[GuardedLocalizer, dict]:
+                      threshold: float = 5.0, force: bool = False,
+                      uncertainty: str = "movie") -> tuple[GuardedLocalizer, dict]:
     """Everything ``smlmnet analyze`` decides before localizing, as one function (benchmarks
     call it so that they measure exactly what a user gets).
 
     PSF σ: ``psf_sigma_nm`` (from ``--psf-sigma-nm`` or the TIFF metadata, say which in
     ``psf_sigma_source``), else the movie's own calibration, else 130 nm. ``calibrate``:
     ``auto`` calibrates the movie from itself (:mod:`smlmnet.calibrate`) when the PSF σ or the
-    camera is unknown, ``always`` or ``never``. Returns the guarded localizer and a dict with
-    ``psf_sigma_nm``, ``psf_sigma_source`` and ``calibration`` (a strict-JSON dict or None).
+    camera is unknown (or, with ``uncertainty="movie"``, whenever a learned localizer may run:
+    its σ is then recalibrated on simulations like the movie), ``always`` or ``never``.
+    Returns the guarded localizer and a dict with ``psf_sigma_nm``, ``psf_sigma_source`` and
+    ``calibration`` (a strict-JSON dict or None).
     """
     calibration = None
     camera_unknown = (movie.camera or {}).get("model") in (None, "poisson")
+    learned = request in ("auto", "decode")
     wanted = calibrate == "always" or (calibrate == "auto" and request != "centroid" and (
-        psf_sigma_nm is None or camera_unknown))
+        psf_sigma_nm is None or camera_unknown or (learned and uncertainty == "movie")))
     if wanted:
         # an assumed camera (pixel values as photons) is not metadata: calibrate without it
         bare = dataclasses.replace(movie, camera=None) if camera_unknown else movie
@@ -344,7 +388,7 @@ def prepare_localizer(movie: Movie, request: str = "auto", *, model: str | None 
         sigma, source = DEFAULT_PSF_SIGMA_NM, ("the default (measure it with `smlmnet "
                                                 "calibrate` and pass --psf-sigma-nm)")
     loc = select_localizer(request, movie, sigma, model=model, threshold=threshold,
-                           calibration=calibration, force=force)
+                           calibration=calibration, force=force, uncertainty=uncertainty)
     return loc, {"psf_sigma_nm": sigma, "psf_sigma_source": source,
                  "calibration": calibration}
 

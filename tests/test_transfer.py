@@ -42,7 +42,8 @@ def test_transfer_runner_scores_easy_movies(data_root, tmp_path):
     root, sigma = data_root
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
         cfg = compose("evaluate", overrides=[
-            "benchmark=transfer", f"benchmark.data_root={root}", "benchmark.localizers=[mle]",
+            "benchmark=transfer", f"benchmark.data_root={root}", "benchmark.renderers=null",
+            "benchmark.localizers=[mle]",
             "benchmark.pixel_size_nm.default=100", f"+benchmark.psf.sigma_nm.plain={sigma}",
             "benchmark.psf.calibrate=false", "benchmark.warmup_frames=0"])
     out = tmp_path / "out"

@@ -63,6 +63,7 @@ def run(cfg, out_dir) -> pd.DataFrame:
     for label, name in dict(cfg.models).items():
         try:
             nets[label] = load(name)
+            nets[label].batch_size = int(cfg.get("batch_size") or nets[label].batch_size)
         except (FileNotFoundError, KeyError, ValueError) as err:
             logger.warning("pixel_diffusion: model %s (%s) not available: %s", label, name, err)
     traj = None

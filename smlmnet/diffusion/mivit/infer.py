@@ -62,7 +62,7 @@ class PixelDiffusionEstimator:
     """
 
     def __init__(self, net, info: dict | None = None, device: str = "cpu",
-                 batch_size: int = 512, substeps: int | None = None):
+                 batch_size: int = 128, substeps: int | None = None):
         self.net = net.to(device).eval()
         self.info = info or {}
         self.device = device
