@@ -581,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "the PSF sigma or the camera is unknown)")
     p.add_argument("--uncertainty-calibration", choices=["movie", "model"], default="movie",
                    help="scale of a learned localizer's uncertainties: movie = measured on "
-                   "3 short simulations like this movie (from its calibration; a few seconds), "
+                   "2 short simulations like this movie (from its calibration; seconds), "
                    "model = the scale tuned on the model's training distribution")
     p.add_argument("--psf-sigma-nm", type=float,
                    help="PSF sigma (default: the TIFF metadata, else measured from the movie "

@@ -202,19 +202,19 @@ class GuardedLocalizer(Localizer):
         explicit: the first candidate was asked for by name: skipping it for its training
             ranges is a warning (otherwise, as in ``--localizer auto``, a log line: choosing
             among the shipped models is the point). Rejected output always warns.
-        uncertainty_calibration: the movie's calibration (:meth:`Calibration.to_dict`): a
-            learned candidate's σ scale is then recomputed on simulated movies like this one
-            (:func:`smlmnet.calibrate.uncertainty.matched_uncertainty_scale`) before it runs,
-            replacing the scale tuned on its training distribution; None keeps the model's.
+        matched_calibration: the movie's calibration (:meth:`Calibration.to_dict`): a learned
+            candidate's σ scale is then measured on simulated movies like this one
+            (:func:`smlmnet.calibrate.matched.matched_uncertainty_scale`), replacing the
+            scale tuned on its training distribution; None keeps the model's.
     """
 
     def __init__(self, candidates: list[Localizer], facts: dict, force: bool = False,
-                 explicit: bool = False, uncertainty_calibration: dict | None = None) -> None:
+                 explicit: bool = False, matched_calibration: dict | None = None) -> None:
         if not candidates:
             raise ValueError("GuardedLocalizer needs at least one candidate")
         self.candidates, self.facts, self.force = candidates, facts, force
         self.explicit = explicit
-        self.uncertainty_calibration = uncertainty_calibration
+        self.matched_calibration = matched_calibration
         self.decision: list[dict] = []
         self.chosen: Localizer | None = None
         self.name = candidates[0].name
@@ -235,7 +235,9 @@ class GuardedLocalizer(Localizer):
                     self._warn(loc, step["input_problems"], "movie outside its training ranges",
                                quiet=not (self.explicit and i == 0))
                     continue
-            locs = loc.localize(movie, progress=progress)
+            matched = bool(self.matched_calibration) and hasattr(loc, "uncertainty_scale_by_p")
+            locs = (self._localize_matched(loc, movie, step, progress) if matched
+                    else loc.localize(movie, progress=progress))
             cap = None
             net = getattr(loc, "net", None)
             if net is not None and getattr(net, "photon_head", "linear") == "linear":
@@ -247,9 +249,6 @@ class GuardedLocalizer(Localizer):
                 self._warn(loc, step["output_problems"], "its output failed the sanity checks")
                 continue
             step["used"] = True
-            if (self.uncertainty_calibration and hasattr(loc, "uncertainty_scale_by_p")
-                    and len(locs)):
-                locs = self._calibrate_uncertainty(loc, locs, movie, step)
             if step["output_problems"]:
                 warnings.warn(f"{loc.name}: " + "; ".join(step["output_problems"]),
                               stacklevel=2)
@@ -257,15 +256,19 @@ class GuardedLocalizer(Localizer):
             return locs
         raise AssertionError("unreachable: the last candidate is always used")
 
-    def _calibrate_uncertainty(self, loc, locs: pd.DataFrame, movie: Movie, step: dict
-                               ) -> pd.DataFrame:
-        """Rescale ``locs``' uncertainties by the σ scale measured on simulated movies like
-        this one (its calibration, with the density and dim emitters that ``loc`` found);
-        ``step`` records what was used (the model's own scale when the simulation fails)."""
-        from smlmnet.calibrate.uncertainty import matched_uncertainty_scale, regime_overrides
+    def _localize_matched(self, loc, movie: Movie, step: dict, progress: bool
+                          ) -> pd.DataFrame:
+        """Run ``loc``, then rescale its uncertainties by the σ scale measured on simulated
+        movies like this one (its calibration, with the density and dim emitters that ``loc``
+        found); ``step`` records what was used (the model's own scale when the simulation
+        fails)."""
+        from smlmnet.calibrate.matched import matched_uncertainty_scale, regime_overrides
         from smlmnet.localize.decode.post import uncertainty_scale_at
 
-        cal = self.uncertainty_calibration
+        locs = loc.localize(movie, progress=progress)
+        if not len(locs):
+            return locs
+        cal = self.matched_calibration
         result = matched_uncertainty_scale(
             loc, cal, camera_known=bool(self.facts.get("camera_known")),
             overrides=regime_overrides(locs, (movie.n_frames, *movie.shape[1:]),
@@ -309,14 +312,16 @@ def shipped_localizers() -> list[str]:
 def select_localizer(request: str, movie: Movie, psf_sigma_nm: float, *,
                      model: str | None = None, threshold: float = 5.0,
                      calibration: dict | None = None, force: bool = False,
-                     batch_frames: int = 32, uncertainty: str = "model") -> GuardedLocalizer:
+                     batch_frames: int = 32, uncertainty: str = "model"
+                     ) -> GuardedLocalizer:
     """The localizer ``smlmnet analyze`` runs.
 
     ``request``: ``auto`` (every shipped localizer whose training ranges hold the movie,
     specialists first, then the MLE fit), ``decode`` (``model``, then MLE as the fallback),
     ``mle`` or ``centroid`` (the classical fit alone). ``psf_sigma_nm`` is for the classical
-    fit and the guard's facts. ``uncertainty``: ``movie`` recalibrates a learned localizer's
-    σ on simulations like the movie (needs ``calibration``), ``model`` keeps its own scale.
+    fit and the guard's facts. ``uncertainty``: ``movie`` measures a learned localizer's σ
+    scale on simulations like the movie (needs ``calibration``), ``model`` keeps the scale
+    tuned at training.
     """
     from smlmnet.localize.base import SpotFitLocalizer
     from smlmnet.models.registry import load, read_info
@@ -339,11 +344,12 @@ def select_localizer(request: str, movie: Movie, psf_sigma_nm: float, *,
                              + ("; use `smlmnet analyze-tracks` for tracks" if kind ==
                                 "trajectory" else ""))
     if uncertainty not in ("movie", "model"):
-        raise ValueError(f"unknown uncertainty calibration {uncertainty!r}: use movie or model")
+        raise ValueError(f"unknown uncertainty calibration {uncertainty!r}: use movie or "
+                         "model")
     learned = [load(n, batch_frames=batch_frames) for n in names]
     return GuardedLocalizer([*learned, classical], facts, force=force,
                             explicit=request == "decode" or model is not None,
-                            uncertainty_calibration=calibration if uncertainty == "movie"
+                            matched_calibration=calibration if uncertainty == "movie"
                             else None)
 
 
@@ -358,8 +364,9 @@ def prepare_localizer(movie: Movie, request: str = "auto", *, model: str | None 
     PSF σ: ``psf_sigma_nm`` (from ``--psf-sigma-nm`` or the TIFF metadata, say which in
     ``psf_sigma_source``), else the movie's own calibration, else 130 nm. ``calibrate``:
     ``auto`` calibrates the movie from itself (:mod:`smlmnet.calibrate`) when the PSF σ or the
-    camera is unknown (or, with ``uncertainty="movie"``, whenever a learned localizer may run:
-    its σ is then recalibrated on simulations like the movie), ``always`` or ``never``.
+    camera is unknown (or, with ``uncertainty="movie"``, whenever a learned localizer may
+    run: its σ scale is then measured on simulations like the movie), ``always`` or
+    ``never``.
     Returns the guarded localizer and a dict with ``psf_sigma_nm``, ``psf_sigma_source`` and
     ``calibration`` (a strict-JSON dict or None).
     """
@@ -388,7 +395,8 @@ def prepare_localizer(movie: Movie, request: str = "auto", *, model: str | None 
         sigma, source = DEFAULT_PSF_SIGMA_NM, ("the default (measure it with `smlmnet "
                                                 "calibrate` and pass --psf-sigma-nm)")
     loc = select_localizer(request, movie, sigma, model=model, threshold=threshold,
-                           calibration=calibration, force=force, uncertainty=uncertainty)
+                           calibration=calibration, force=force,
+                           uncertainty=uncertainty)
     return loc, {"psf_sigma_nm": sigma, "psf_sigma_source": source,
                  "calibration": calibration}
 
