@@ -280,3 +280,22 @@ def test_window_neighbours_match_brute_force():
             col += k
         assert nbr[t, 0] == t
         np.testing.assert_array_equal(nbr[t, 1:], np.concatenate(expect))
+
+
+def test_gap_candidates_match_brute_force():
+    """Gap-closing candidates (end of A → start of B, min_gap < Δframe ≤ max_gap, within
+    radius[A]) are exactly the brute-force pairs over all (A, B), sorted by (A, B)."""
+    from smlmnet.link.transformer.infer import _gap_candidates
+
+    rng = np.random.default_rng(8)
+    m = 400
+    end_f, start_f = rng.integers(0, 60, m), rng.integers(0, 60, m)
+    end_xy, start_xy = rng.uniform(0, 5000, (m, 2)), rng.uniform(0, 5000, (m, 2))
+    radius = rng.uniform(100, 900, m)
+    A, B = _gap_candidates(end_f, start_f, end_xy, start_xy, radius, 3, 8)
+    dt = start_f[None, :] - end_f[:, None]
+    d = np.hypot(*(start_xy[None, :, :] - end_xy[:, None, :]).transpose(2, 0, 1))
+    ea, eb = np.nonzero((dt > 3) & (dt <= 8) & (d <= radius[:, None]))
+    assert A.size > 50
+    np.testing.assert_array_equal(A, ea)
+    np.testing.assert_array_equal(B, eb)

@@ -321,12 +321,10 @@ class TransformerLinker(Linker):
         c, lam = self.close_gaps_cost, self.close_gaps_crowding
         dt_max = G + self.close_gaps_frames
         radius = np.sqrt(c * dt_max * (s2 + s2.max()) / 2)
-        near = cKDTree(xy[start]).query_ball_point(xy[end], radius)
-        counts = np.fromiter((len(v) for v in near), np.int64, m)
-        if not counts.any():
+        A, B = _gap_candidates(frames[end], frames[start], xy[end], xy[start], radius, G,
+                               dt_max)
+        if not A.size:
             return inv.astype(np.int64)
-        A = np.repeat(np.arange(m), counts)                   # track whose end
-        B = np.fromiter((b for v in near for b in v), np.int64, int(counts.sum()))  # → start
         dt = frames[start[B]] - frames[end[A]]
         s2ab = 0.5 * (s2[A] + s2[B])
         d2 = ((xy[start[B]] - xy[end[A]]) ** 2).sum(1)
@@ -339,6 +337,35 @@ class TransformerLinker(Linker):
         graph = coo_matrix((np.ones(si.size), (si, sj)), shape=(m, m))
         _, merged = connected_components(graph, directed=False)
         return merged[inv].astype(np.int64)
+
+
+def _gap_candidates(end_frame, start_frame, end_xy, start_xy, radius, min_gap: int,
+                    max_gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (track A's end → track B's start) with ``min_gap < Δframe ≤ max_gap`` and the
+    start within ``radius[A]`` of the end, sorted by (A, B). One KD-tree per start frame,
+    queried only by the ends that frame can follow, so the work grows with the pairs that can
+    pass, not with every pair within the largest radius."""
+    starts_by_frame = pd.Series(np.arange(start_frame.size)).groupby(start_frame).indices
+    trees: dict = {}
+    A_parts, B_parts = [], []
+    for f_end, ends in pd.Series(np.arange(end_frame.size)).groupby(end_frame).indices.items():
+        for f in range(int(f_end) + min_gap + 1, int(f_end) + max_gap + 1):
+            cand = starts_by_frame.get(f)
+            if cand is None:
+                continue
+            if f not in trees:
+                trees[f] = cKDTree(start_xy[cand])
+            near = trees[f].query_ball_point(end_xy[ends], radius[ends])
+            counts = np.fromiter((len(v) for v in near), np.int64, len(ends))
+            if counts.any():
+                A_parts.append(np.repeat(ends, counts))
+                B_parts.append(cand[np.fromiter((b for v in near for b in v), np.int64,
+                                                int(counts.sum()))])
+    if not A_parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    A, B = np.concatenate(A_parts), np.concatenate(B_parts)
+    order = np.lexsort((B, A))
+    return A[order], B[order]
 
 
 def load_linker(folder: Path, info: dict, device: str = "cpu", **kwargs) -> TransformerLinker:
