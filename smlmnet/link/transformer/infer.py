@@ -112,6 +112,10 @@ class TransformerLinker(Linker):
             acceptance disk, ``ρ_starts · π · cost · Δt · s²``, must stay below
             ``close_gaps_crowding``. Joins are one-to-one (sparse LAP). The defaults were
             chosen on the linking benchmark's tuning seed (never on its report seeds).
+        close_gaps_min_gap: joins need more than this many frames between end and start
+            (default ``G``: only gaps longer than the network's edges; 0 also re-joins track
+            pieces the network left apart across 1…G frames, e.g. a link it found ambiguous
+            that no other track took).
         device: torch device.
         info: the model folder's ``model.yaml`` (kept for provenance).
     """
@@ -122,6 +126,7 @@ class TransformerLinker(Linker):
                  greedy: bool = False, tile_um: float = 20.0, batch_tokens: int = 1024,
                  min_prob: float = 1e-3, close_gaps_frames: int = 4,
                  close_gaps_cost: float = 3.0, close_gaps_crowding: float = 0.03,
+                 close_gaps_min_gap: int | None = None,
                  device: str = "cpu", info: dict | None = None) -> None:
         if not 0 < threshold < 1:
             raise ValueError(f"threshold must lie in (0, 1); got {threshold}")
@@ -141,6 +146,7 @@ class TransformerLinker(Linker):
         self.close_gaps_frames = int(close_gaps_frames)
         self.close_gaps_cost = float(close_gaps_cost)
         self.close_gaps_crowding = float(close_gaps_crowding)
+        self.close_gaps_min_gap = None if close_gaps_min_gap is None else int(close_gaps_min_gap)
         self.device = device
         self.info = info or {}
         if greedy:
@@ -321,7 +327,8 @@ class TransformerLinker(Linker):
         c, lam = self.close_gaps_cost, self.close_gaps_crowding
         dt_max = G + self.close_gaps_frames
         radius = np.sqrt(c * dt_max * (s2 + s2.max()) / 2)
-        A, B = _gap_candidates(frames[end], frames[start], xy[end], xy[start], radius, G,
+        g0 = G if self.close_gaps_min_gap is None else self.close_gaps_min_gap
+        A, B = _gap_candidates(frames[end], frames[start], xy[end], xy[start], radius, g0,
                                dt_max)
         if not A.size:
             return inv.astype(np.int64)
@@ -329,7 +336,7 @@ class TransformerLinker(Linker):
         s2ab = 0.5 * (s2[A] + s2[B])
         d2 = ((xy[start[B]] - xy[end[A]]) ** 2).sum(1)
         cst = d2 / (np.maximum(dt, 1) * s2ab)
-        ok = (B != A) & (dt > G) & (dt <= dt_max) & (cst < c) & (
+        ok = (B != A) & (dt > g0) & (dt <= dt_max) & (cst < c) & (
             rho * np.pi * c * dt * s2ab < lam)
         if not ok.any():
             return inv.astype(np.int64)
