@@ -369,6 +369,25 @@ def summarize(seeds: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def paired(seeds: pd.DataFrame, a: str = "learned", b: str = "classical") -> pd.DataFrame:
+    """Chain ``a`` vs chain ``b`` per data, scope and metric: means and on how many seeds ``a``
+    is better (all models pooled)."""
+    rows = []
+    g0 = seeds[seeds["models"] == "all models"]
+    for (data, scope), g in g0.groupby(["data", "scope"], sort=False):
+        x, y = (g[g["chain"] == c].set_index("seed") for c in (a, b))
+        if x.empty or y.empty:
+            continue
+        for m in ("recovered", *A2.METRICS):
+            lower = A2.LOWER_IS_BETTER.get(m, False)
+            better = (x[m] < y[m]) if lower else (x[m] > y[m])
+            rows.append({"data": data, "scope": scope,
+                         "metric": A2.METRIC_NAMES.get(m, m), f"{a} mean": x[m].mean(),
+                         f"{b} mean": y[m].mean(),
+                         f"{a} better on seeds": f"{int(better.sum())}/{len(x)}"})
+    return pd.DataFrame(rows)
+
+
 def run(cfg, out_dir) -> pd.DataFrame:
     import torch
 
@@ -391,7 +410,8 @@ def run(cfg, out_dir) -> pd.DataFrame:
         data_root = None
     per_seed, timing = [], []
     for seed in cfg.seeds:
-        sources = {"smlmnet": lambda s=seed: simulated_cases(s, cfg, sim_cfg)}
+        sources = {"smlmnet": lambda s=seed: simulated_cases(s, cfg, sim_cfg)} if cfg.get(
+            "simulated", True) else {}
         if data_root is not None and (data_root / f"seed{seed}").is_dir():
             sources["andi-datasets"] = lambda s=seed: external_cases(data_root / f"seed{s}")
         elif data_root is not None:
@@ -402,6 +422,9 @@ def run(cfg, out_dir) -> pd.DataFrame:
             per_seed += seed_scores(per_case, seed, data)
             timing += [{"seed": int(seed), "data": data, **r} for r in t]
             logger.info("seed %s %s done", seed, data)
+    if not per_seed:
+        raise FileNotFoundError("nothing to score: simulated=false and no external movies under "
+                                f"data_root={cfg.get('data_root')!r}")
     seeds = pd.DataFrame(per_seed)
     summary = summarize(seeds)
     table = summary[summary["models"] == "all models"].drop(columns="models")
@@ -414,14 +437,18 @@ def run(cfg, out_dir) -> pd.DataFrame:
     extra = {"per model (all true tracks)": summary[(summary["models"] != "all models") & (
                  summary["scope"] == SCOPES[0])],
              "chains: cost and counts": chain_time, "per seed": seeds}
+    if {"learned", "classical"} <= set(cfg.chains):
+        extra = {"learned vs classical chain, per seed": paired(seeds), **extra}
     shas = {m: str((getattr(e, "info", {}) or {}).get("weights_sha256", ""))[:12]
             for m, e in ests.items()}
     chains = {k: dict(v) for k, v in OmegaConf.to_container(cfg.chains).items()}
     H, W = sim_cfg.fov.shape_px
     notes = [
-        f"AnDi 2 video task in 2D, full chain. smlmnet data per seed: models {list(cfg.models)}"
-        f", {cfg.movies_per_model} movie(s) each: {cfg.particles} particles in a reflecting box "
-        f"of {cfg.box_factor} × the field of view, {sim_cfg.n_frames} frames of {H}×{W} px "
+        "AnDi 2 video task in 2D, full chain. smlmnet data per seed"
+        + ("" if cfg.get("simulated", True) else " (not run: simulated=false)")
+        + f": models {list(cfg.models)}, {cfg.movies_per_model} movie(s) each: "
+        f"{cfg.particles} particles in a reflecting box of {cfg.box_factor} × the field of "
+        f"view, {sim_cfg.n_frames} frames of {H}×{W} px "
         f"rendered with the `{cfg.simulation.preset}` preset (smlmnet.simulate.andi2 "
         "trajectories, challenge parameters; stroboscopic). "
         + ("andi-datasets data: movies from andi-datasets' video generator "
