@@ -89,7 +89,7 @@ def test_external_movies_are_scored_beside_smlmnet(tmp_path):
     ext = table[table["data"] == "andi-datasets"]
     assert len(ext) == 2 and set(ext["chain"]) == {"classical"}
     assert ext["recovered"].str.startswith("1.000").all()
-    assert "learned vs classical" not in (tmp_path / "out" / "andi2_video.md").read_text()
+    assert "chain, per seed" not in (tmp_path / "out" / "andi2_video.md").read_text()
     # the external movies alone
     cfg.benchmark.simulated = False
     table = run_benchmark(cfg, tmp_path / "out1")
