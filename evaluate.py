@@ -1,9 +1,9 @@
 """Run a benchmark: ``python evaluate.py benchmark=<name> [benchmark.key=value ...]``.
 
 Benchmarks (configs/benchmark/): localization_crlb, localization, decode, linking, diffusion,
-andi_alpha, andi1, andi2_trajectory. Each runs several methods side by side on the same seeded
-data and writes a markdown table, a CSV, a JSON record (command, commit, versions, machine,
-resolved config) and plots to the run folder; the markdown reports are printed at the end.
+andi_alpha, andi1, andi2_trajectory, andi2_video. Each runs several methods side by side on the
+same seeded data and writes a markdown table, a CSV, a JSON record (command, commit, versions,
+machine, resolved config) and plots to the run folder; the markdown reports are printed at the end.
 """
 
 from pathlib import Path

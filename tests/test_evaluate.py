@@ -36,6 +36,13 @@ TINY = {
                          "benchmark.particles=5",
                          "benchmark.classical={cp_threshold: 20, k_immobile: 0.01, "
                          "alpha_confined: 0.0}"],
+    # the full chain on 2 seeds × 2 models of 6 particles, 32×32 px × 40 frames
+    "andi2_video": ["benchmark.seeds=[1,2]", "benchmark.models=[single_state,multi_state]",
+                    "benchmark.particles=6", "benchmark.min_track_points=10",
+                    "benchmark.simulation.overrides=['n_frames=40','fov.shape_px=[32,32]']",
+                    "benchmark.tune_learned_threshold=false",
+                    "benchmark.classical={cp_threshold: 20, k_immobile: 0.01, "
+                    "alpha_confined: 0.0}"],
     "generalist": ["benchmark.seeds=[1,2]",
                    "benchmark.regimes=[{name: tiny, preset: decode_sptpalm, methods: "
                    "[specialist, mle], psf_sigma_px: [1.1], cameras: [emccd, poisson], "

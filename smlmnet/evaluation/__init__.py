@@ -12,6 +12,7 @@ def run_benchmark(cfg: DictConfig, out_dir: str | Path):
     from smlmnet.evaluation import (
         andi1,
         andi2,
+        andi2_video,
         diffusion,
         generalist,
         linking,
@@ -30,6 +31,7 @@ def run_benchmark(cfg: DictConfig, out_dir: str | Path):
                "andi_alpha": diffusion.run_andi_alpha,
                "andi1": andi1.run,
                "andi2_trajectory": andi2.run,
+               "andi2_video": andi2_video.run,
                "transfer": transfer.run,
                "generalist": generalist.run,
                "pixel_diffusion": pixel_diffusion.run}

@@ -273,27 +273,36 @@ def params_from_andi_datasets(model: str, dic: dict) -> dict:
     return p
 
 
+def tune_thresholds(cfg, ests: dict) -> tuple[dict, dict]:
+    """Classical thresholds (``cfg.classical`` when given, else tuned on smlmnet's generator at
+    ``cfg.tuning_seed``: ``cfg.tuning_experiments`` experiments of ``cfg.particles`` particles
+    and ``cfg.T`` frames) and, with ``cfg.tune_learned_threshold``, each learned model's
+    changepoint threshold on the same tracks (set on the estimators). Returns (classical
+    thresholds, {model: {shipped, tuned, JSC scan}})."""
+    learned_thresholds = {}
+    if cfg.get("classical"):
+        return {k: float(v) for k, v in cfg.classical.items()}, learned_thresholds
+    n = int(cfg.get("particles", andi2.N_EXPERIMENT))
+    tune_rng = np.random.default_rng(int(cfg.tuning_seed))
+    tune_tracks = flatten(simulated_set(tune_rng, int(cfg.tuning_experiments), int(cfg.T), n=n))
+    tune_truth = truth_table(tune_tracks)
+    tuned = tune_classical(tune_tracks, tune_truth)
+    logger.info("classical thresholds tuned on seed %s: %s", cfg.tuning_seed, tuned)
+    if cfg.get("tune_learned_threshold", True):
+        for name, e in ests.items():
+            shipped = e.cp_threshold
+            scan = tune_learned_threshold(e, tune_tracks, tune_truth)
+            learned_thresholds[name] = {"shipped": shipped, "tuned": e.cp_threshold,
+                                        "JSC scan": scan}
+    return tuned, learned_thresholds
+
+
 def run(cfg, out_dir) -> pd.DataFrame:
     from smlmnet.models.registry import load
 
     ests = {m: load(m) for m in cfg.models}
     n = int(cfg.get("particles", andi2.N_EXPERIMENT))
-    learned_thresholds = {}
-    if cfg.get("classical"):
-        tuned = {k: float(v) for k, v in cfg.classical.items()}
-    else:
-        tune_rng = np.random.default_rng(int(cfg.tuning_seed))
-        tune_tracks = flatten(simulated_set(tune_rng, int(cfg.tuning_experiments), int(cfg.T),
-                                            n=n))
-        tune_truth = truth_table(tune_tracks)
-        tuned = tune_classical(tune_tracks, tune_truth)
-        logger.info("classical thresholds tuned on seed %s: %s", cfg.tuning_seed, tuned)
-        if cfg.get("tune_learned_threshold", True):
-            for name, e in ests.items():
-                shipped = e.cp_threshold
-                scan = tune_learned_threshold(e, tune_tracks, tune_truth)
-                learned_thresholds[name] = {"shipped": shipped, "tuned": e.cp_threshold,
-                                            "JSC scan": scan}
+    tuned, learned_thresholds = tune_thresholds(cfg, ests)
     official_dir = Path(str(cfg.official_dir)) if cfg.get("official_dir") else None
     per_seed = []
     for seed in cfg.seeds:
