@@ -42,29 +42,35 @@ def window_neighbours(frame: np.ndarray, xy: np.ndarray, window: int, max_gap: i
     deltas = np.arange(-(window - 1), window)
     k_of = np.where(deltas == 0, k_same, np.where(np.abs(deltas) <= max_gap, k_near, k_far))
     col_of = 1 + np.r_[0, np.cumsum(k_of)[:-1]]           # first column of each δ
-    kq = int(max(k_same + 1, k_near, k_far))
+    kq_near = int(max(k_same + 1, k_near))
     order = np.argsort(frame, kind="stable")
     present, first = np.unique(frame[order], return_index=True)
     last = np.r_[first[1:], n]
     for g, a, b in zip(present, first, last):
-        # one query per target frame g for every token of the window: token i (frame f)
-        # keeps its k(δ) nearest, δ = g − f (ties at exactly equal distances may be ordered
-        # differently than by a query of k(δ) alone)
+        # per target frame g, two queries: the tokens of frames within max_gap (k_same + 1
+        # or k_near nearest) and the other frames of the window (k_far nearest); token i
+        # (frame f) keeps its k(δ) nearest, δ = g − f (ties at exactly equal distances may be
+        # ordered differently than by a query of k(δ) alone)
         tgt = order[a:b]
-        src = np.flatnonzero(np.abs(frame - g) <= window - 1)
-        d, idx = cKDTree(xy[tgt]).query(xy[src], k=kq, distance_upper_bound=cutoff_nm)
-        d, idx = d.reshape(src.size, kq), idx.reshape(src.size, kq)
-        found = np.where(np.isfinite(d), tgt[np.minimum(idx, tgt.size - 1)], -1)
-        delta = g - frame[src]
-        same = delta == 0
-        if same.any():                                    # drop the token itself
-            fs = found[same]
-            fs = np.where(fs == src[same][:, None], -1, fs)
-            srt = np.argsort(fs < 0, axis=1, kind="stable")
-            found[same] = np.take_along_axis(fs, srt, 1)
-        di = delta + window - 1
-        kk, c0 = k_of[di], col_of[di]
-        for j in range(int(kk.max())):
-            use = kk > j
-            out[src[use], c0[use] + j] = found[use, j]
+        tree = cKDTree(xy[tgt])
+        gap = np.abs(frame - g)
+        for src, kq in ((np.flatnonzero(gap <= max_gap), kq_near),
+                        (np.flatnonzero((gap > max_gap) & (gap <= window - 1)), k_far)):
+            if not src.size or kq < 1:
+                continue
+            d, idx = tree.query(xy[src], k=kq, distance_upper_bound=cutoff_nm)
+            d, idx = d.reshape(src.size, kq), idx.reshape(src.size, kq)
+            found = np.where(np.isfinite(d), tgt[np.minimum(idx, tgt.size - 1)], -1)
+            delta = g - frame[src]
+            same = delta == 0
+            if same.any():                                # drop the token itself
+                fs = found[same]
+                fs = np.where(fs == src[same][:, None], -1, fs)
+                srt = np.argsort(fs < 0, axis=1, kind="stable")
+                found[same] = np.take_along_axis(fs, srt, 1)
+            di = delta + window - 1
+            kk, c0 = k_of[di], col_of[di]
+            for j in range(int(kk.max())):
+                use = kk > j
+                out[src[use], c0[use] + j] = found[use, j]
     return out
