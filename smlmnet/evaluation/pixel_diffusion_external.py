@@ -116,11 +116,16 @@ def truth_tracks(locs: pd.DataFrame, truth: pd.DataFrame, tolerance_nm: float):
     return out.sort_values([C.TRACK_ID, C.FRAME]).reset_index(drop=True)
 
 
+def _isolated(truth: pd.DataFrame) -> np.ndarray:
+    """Rows of isolated molecules (all rows when truth.csv has no ``isolated`` column)."""
+    return truth["isolated"].to_numpy() == 1 if "isolated" in truth else \
+        np.ones(len(truth), bool)
+
+
 def cell_tracks(tracks: pd.DataFrame, truth: pd.DataFrame, length: int, n: int):
     """Tracks of the first ``n`` isolated molecules with ≥ 2 localizations in frames
     0..length−1, renumbered 0..n−1 (the order of the emitter ids)."""
-    iso = truth.loc[truth.get("isolated", 1) == 1, "emitter"].unique() if "isolated" in \
-        truth else truth["emitter"].unique()
+    iso = truth.loc[_isolated(truth), "emitter"].unique()
     sub = tracks[(tracks[C.FRAME] < length) & tracks[C.TRACK_ID].isin(iso)]
     counts = sub.groupby(C.TRACK_ID).size()
     keep = np.sort(counts.index[counts >= 2].to_numpy())[:n]
@@ -208,7 +213,7 @@ def run(cfg, out_dir) -> pd.DataFrame:
                 "e/ADU": cal["calibration"].get("e_per_adu"),
                 "background [photon/px]": cal["calibration"].get("background_photons_per_px"),
                 "localizations": len(locs), "paired": len(tracks),
-                "true (isolated)": int((truth.get("isolated", 1) == 1).sum()),
+                "true (isolated)": int(_isolated(truth).sum()),
                 "loc error rms [nm]": float(np.sqrt(np.mean(
                     tracks[["dx [nm]", "dy [nm]"]].to_numpy() ** 2))) if len(tracks) else np.nan,
                 "localize s": loc_s})
@@ -266,7 +271,8 @@ def run(cfg, out_dir) -> pd.DataFrame:
         "(pixel values = photons; per movie in the table below); PSF σ "
         + ("of each movie itself" if psf_from == "movie" else
            "of the slowest stroboscopic movie of the same seed (the microscope's reference, "
-           "as a bead calibration would be; the fast movies have no stationary spot to fit)")
+           "as a bead calibration would be: a σ fit on the blurred spots of moving molecules comes "
+           "out wider; each movie's own value is in the table below)")
         + ". Acquisition settings a user types: pixel size, frame time, exposure time "
         "(= exposure/frame × frame time).",
         f"Localization: the MLE spot fit (`smlmnet analyze --localizer mle`, threshold "
