@@ -101,8 +101,10 @@ def test_localization_bounds_are_labelled_and_normalized(tmp_path):
 def test_every_benchmark_config_is_covered():
     names = {p.stem for p in (ROOT / "configs" / "benchmark").glob("*.yaml")}
     # transfer and odd_input need a folder of movies: tests/test_transfer.py makes them;
-    # linking_external a folder of fields: test_linking_external_runs_on_a_fields_folder
-    assert names == set(TINY) | {"transfer", "odd_input", "linking_external"}
+    # linking_external a folder of fields: test_linking_external_runs_on_a_fields_folder;
+    # pixel_diffusion_external a folder of movies: test_pixel_diffusion_external_runs_...
+    assert names == set(TINY) | {"transfer", "odd_input", "linking_external",
+                                 "pixel_diffusion_external"}
 
 
 def test_linking_external_runs_on_a_fields_folder(tmp_path):
@@ -155,3 +157,61 @@ def test_provenance_and_the_one_reproduce_command():
     assert commit == "unknown" or len(commit.split("+")[0]) == 40
     prov = provenance(["evaluate.py"])
     assert prov["cpu_cores"] >= 1 and prov["cpu"] and prov["torch_threads"] >= 1
+
+
+def _write_external_pixel_movie(folder, D, f, seed, n_side=3, pitch=16, frames=6):
+    """A tiny movie laid out as benchmarks/external/make_andi_pixel_movies.py writes it
+    (isolated Brownian molecules, Gaussian PSF, Poisson counts; numpy only, no andi)."""
+    import tifffile
+    from scipy.special import erf
+
+    rng = np.random.default_rng(seed)
+    S, a, dt = 4, 100.0, 0.02
+    d_px = D * dt / (a / 1000) ** 2
+    n_exp = 1 if f <= 0 else round(f * S)
+    N, size = n_side**2, n_side * pitch
+    g = (np.arange(n_side) + 0.5) * pitch
+    start = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2) + rng.uniform(-0.5, 0.5, (N, 2))
+    steps = rng.normal(0, np.sqrt(2 * d_px / S), (frames * S, N, 2))
+    pos = (start + np.cumsum(steps, 0)).reshape(frames, S, N, 2)[:, :n_exp]  # (T, e, N, 2)
+    edges = np.arange(size + 1)
+    cdf = 0.5 * (1 + erf((edges[None, None, None, :, None] - pos[..., None, :]) /
+                         (np.sqrt(2) * 0.8)))  # (T, e, N, size+1, 2)
+    p = np.diff(cdf, axis=3)
+    img = 1000.0 / n_exp * np.einsum("tenyk,tenxk->tyx", p[..., 1:], p[..., :1]) + 20.0
+    folder.mkdir(parents=True)
+    tifffile.imwrite(folder / "movie.tif", rng.poisson(img).astype(np.uint16))
+    true = pos.mean(1)  # (T, N, 2) x, y in px (pixel j covers [j, j+1))
+    fr, em = np.repeat(np.arange(frames), N), np.tile(np.arange(N), frames)
+    (folder / "truth.csv").write_text("frame,emitter,x [nm],y [nm],D [um^2/s],isolated\n" +
+                                      "".join(f"{t},{e},{x * a:.3f},{y * a:.3f},{D},1\n"
+                                              for t, e, (x, y) in
+                                              zip(fr, em, true.reshape(-1, 2))))
+    (folder / "render.json").write_text(json.dumps({
+        "D_um2_s": D, "exposure_fraction": f, "seed": seed, "pixel_size_nm": a,
+        "frame_time_s": dt, "renderer": "numpy (test)"}))
+
+
+def test_pixel_diffusion_external_runs_on_a_movie_folder(tmp_path):
+    """The external pixel-diffusion table on a folder of tiny movies written here (2 seeds ×
+    2 exposures): calibration from the movies, MLE localization, truth pairing and every row
+    of the in-house table; and a note instead of a crash without the folder."""
+    root = tmp_path / "movies"
+    for seed in (1, 2):
+        for f in (0.0, 1.0):
+            _write_external_pixel_movie(root / f"D0.5_f{f:g}_s{seed}", 0.5, f, seed)
+    cfg = compose_benchmark("pixel_diffusion_external", [
+        f"benchmark.data_root={root}", "benchmark.lengths=[4]", "benchmark.n_per_cell=6",
+        "benchmark.mle_per_cell=2", "benchmark.figure=false"])
+    table = run_benchmark(cfg, tmp_path / "out")
+    assert len(table) == 2 and (table["seeds"] == 2).all()
+    assert (table["min molecules"] == 6).all()
+    for col in ("mivit", "single_frame", "pix2d", "msd", "cve", "mle", "trajnet", "CRLB",
+                "mivit / best track"):
+        assert col in table
+    text = (tmp_path / "out" / "pixel_diffusion_external.md").read_text()
+    assert "never from the renderer's truth" in text and "Movies and calibration" in text
+    cfg = compose_benchmark("pixel_diffusion_external",
+                            [f"benchmark.data_root={tmp_path / 'absent'}"])
+    skipped = run_benchmark(cfg, tmp_path / "skip")
+    assert skipped["status"].tolist() == ["skipped"]

@@ -19,6 +19,7 @@ def run_benchmark(cfg: DictConfig, out_dir: str | Path):
         linking_external,
         localization,
         pixel_diffusion,
+        pixel_diffusion_external,
         transfer,
     )
 
@@ -34,7 +35,8 @@ def run_benchmark(cfg: DictConfig, out_dir: str | Path):
                "andi2_video": andi2_video.run,
                "transfer": transfer.run,
                "generalist": generalist.run,
-               "pixel_diffusion": pixel_diffusion.run}
+               "pixel_diffusion": pixel_diffusion.run,
+               "pixel_diffusion_external": pixel_diffusion_external.run}
     kind = cfg.benchmark.kind
     if kind not in runners:
         raise ValueError(f"unknown benchmark kind {kind!r}; choose from {sorted(runners)}")
