@@ -20,27 +20,15 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 PRESETS = ("sptpalm_membrane", "dense", "decode_sptpalm", "andi2_video")
 
 
-def coverage(truth: pd.DataFrame, est: pd.DataFrame) -> tuple[float, int]:
-    """Percent of matched per-axis errors within the reported 1σ, and the matched count."""
-    from smlmnet.metrics.localization import match_per_frame
-
-    pairs = match_per_frame(truth, est)
-    e = est.loc[pairs["est_index"]]
-    z = np.abs(np.concatenate([
-        pairs["dx [nm]"].to_numpy(float) / e["uncertainty_x [nm]"].to_numpy(float),
-        pairs["dy [nm]"].to_numpy(float) / e["uncertainty_y [nm]"].to_numpy(float)]))
-    return 100.0 * float(np.mean(z < 1)), int(len(pairs))
-
-
 def run_one(preset: str, seed: int, n_frames: int) -> list[dict]:
+    from smlmnet.evaluation.transfer import uncertainty_coverage
     from smlmnet.guard import prepare_localizer
-    from smlmnet.metrics.localization import smlm_metrics
+    from smlmnet.metrics.localization import match_per_frame, smlm_metrics
     from smlmnet.simulate import load_config, simulate
 
     sim = simulate(load_config(preset, [f"n_frames={n_frames}", "fov.shape_px=[64,64]",
@@ -53,7 +41,8 @@ def run_one(preset: str, seed: int, n_frames: int) -> list[dict]:
         est = loc.localize(bare)
         used = [d for d in loc.decision if d.get("used")][0]
         cal = used.get("uncertainty_calibration") or {}
-        cov, n = coverage(truth, est)
+        pairs = match_per_frame(truth, est)
+        cov, n = uncertainty_coverage(truth, est, pairs)[0], len(pairs)
         rows.append({"preset": preset, "seed": seed, "uncertainty calibration": mode,
                      "localizer": used["localizer"], "matched": n,
                      "jaccard [%]": smlm_metrics(truth, est)["jaccard [%]"],

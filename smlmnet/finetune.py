@@ -28,6 +28,8 @@ BASE_MODEL = "decode_generalist"
 def like_movie_randomization(cal: dict, pixel_size_nm: float) -> dict:
     """Domain-randomization ranges (:class:`smlmnet.simulate.randomize.DomainRandomization`)
     centred on a movie's calibration dict (``Calibration.to_dict()``)."""
+    from smlmnet.calibrate.calibration import UNFITTED_DIM_FACTOR
+
     sigma_px = (cal.get("psf_sigma_nm") or 130.0) / pixel_size_nm
     pct = cal.get("photons_percentiles") or {}
     lo, hi = float(pct.get("p10") or 300.0), float(pct.get("p90") or 3000.0)
@@ -37,9 +39,7 @@ def like_movie_randomization(cal: dict, pixel_size_nm: float) -> dict:
     flags = cal.get("flags") or {}
     return {
         "psf_sigma_px": [0.9 * sigma_px, 1.1 * sigma_px],
-        # fitted photons are those of spots bright enough to be found and fitted: dim spots and
-        # partial-frame blinks escape, so the range reaches 5x below the 10th percentile
-        "photons": [max(20.0, 0.2 * lo), max(100.0, 2.0 * hi)],
+        "photons": [max(20.0, UNFITTED_DIM_FACTOR * lo), max(100.0, 2.0 * hi)],
         "background_photons_per_px": bg_range,
         "zero_background_probability": 0.0,
         "density_per_px2": [0.2 * density, min(0.05, max(2.5 * density, 0.002))],

@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 
 from smlmnet.calibrate.matched import matched_uncertainty_scale
+from smlmnet.evaluation.transfer import uncertainty_coverage
 from smlmnet.guard import prepare_localizer
 from smlmnet.metrics.localization import match_per_frame
 from smlmnet.pretrained import load
@@ -13,11 +14,9 @@ from smlmnet.simulate import load_config, simulate
 
 
 def _coverage(truth, est):
+    """Fraction of per-axis errors within the reported 1σ, and the matched count."""
     pairs = match_per_frame(truth, est)
-    e = est.loc[pairs["est_index"]]
-    z = np.abs(np.concatenate([pairs["dx [nm]"].to_numpy() / e["uncertainty_x [nm]"].to_numpy(),
-                               pairs["dy [nm]"].to_numpy() / e["uncertainty_y [nm]"].to_numpy()]))
-    return float(np.mean(z < 1)), len(pairs)
+    return uncertainty_coverage(truth, est, pairs)[0] / 100.0, len(pairs)
 
 
 def test_movie_matched_scale_on_a_like_movie():

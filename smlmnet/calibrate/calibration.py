@@ -37,6 +37,10 @@ from smlmnet.localize.base import DEFAULT_PSF_SIGMA_NM
 #: alternative (variance intercept) is biased by the unknown read noise, read_var/slope ADU,
 #: which is several ADU for a typical sCMOS at 2 ADU/e⁻.
 MAX_OFFSET_SE_ADU = 3.0
+#: Fitted photon counts are those of spots bright enough to be found and fitted; dim spots and
+#: partial-frame blinks escape, so "like this movie" simulations reach this factor × the fitted
+#: 10th percentile (``train-localizer --like``, :mod:`smlmnet.calibrate.matched`).
+UNFITTED_DIM_FACTOR = 0.2
 #: Gain from the photon-transfer slope is used when its relative standard error is below.
 MAX_GAIN_REL_SE = 0.1
 

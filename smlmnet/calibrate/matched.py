@@ -39,7 +39,8 @@ def regime_overrides(locs, movie_shape, pixel_size_nm: float, calibration: dict,
     """Preset overrides that make the simulation as hard as the movie, from what the movie's
     self-calibration underestimates: the emitter density (from ``locs``, the localizer's own
     detections: the calibration counts only fittable isolated spots) and dim emitters (photons
-    from 1/5 of the fitted 10th percentile, log-uniform, as ``train-localizer --like`` does).
+    from ``UNFITTED_DIM_FACTOR`` × the fitted 10th percentile, log-uniform, as
+    ``train-localizer --like`` does).
     ``movie_shape`` ``(T, H, W)``."""
     from smlmnet.simulate import load_config
 
@@ -52,9 +53,11 @@ def regime_overrides(locs, movie_shape, pixel_size_nm: float, calibration: dict,
     on_fraction = on / (on + off) if on and off else 1.0
     out: dict = {"particles": {"density_per_um2": float(len(locs) / max(T, 1) / area_um2
                                                         / on_fraction), "n": None}}
+    from smlmnet.calibrate.calibration import UNFITTED_DIM_FACTOR
+
     pct = calibration.get("photons_percentiles") or {}
     if pct.get("p10") and pct.get("p90"):
-        lo = max(1.0, float(pct["p10"]) / 5.0)
+        lo = max(1.0, float(pct["p10"]) * UNFITTED_DIM_FACTOR)
         out["photophysics"] = {"photons_per_frame": {
             "low": lo, "high": max(lo * 1.01, float(pct["p90"])), "log": True}}
     return out
@@ -78,7 +81,7 @@ def matched_uncertainty_scale(localizer, calibration: dict, *, frames: int = 30,
     matched or the simulation failed: keep the model's own), ``matched``, ``true``, ``seeds``,
     ``frames``, ``fov_px``, ``method`` and, on failure, ``error``.
     """
-    from smlmnet.metrics.localization import match_per_frame
+    from smlmnet.metrics.localization import match_per_frame, normalized_errors
     from smlmnet.simulate import SimulationConfig, simulate
 
     out = {"method": (f"68.27 % quantile of |error|/σ̂ per axis on {len(seeds)} simulated "
@@ -118,14 +121,9 @@ def matched_uncertainty_scale(localizer, calibration: dict, *, frames: int = 30,
         est = raw.localize(movie)
         out["true"] += int(len(truth))
         pairs = match_per_frame(truth, est, tolerance_nm)
-        if not len(pairs):
-            continue
-        e = est.loc[pairs["est_index"]]
-        z.append(np.abs(np.concatenate([
-            pairs["dx [nm]"].to_numpy(float) / e["uncertainty_x [nm]"].to_numpy(float),
-            pairs["dy [nm]"].to_numpy(float) / e["uncertainty_y [nm]"].to_numpy(float)])))
+        if len(pairs):
+            z.append(normalized_errors(est, pairs))
     z = np.concatenate(z) if z else np.array([])
-    z = z[np.isfinite(z)]
     out["matched"] = int(len(z) // 2)
     if out["matched"] >= min_matched:
         out["scale"] = round(float(np.quantile(z, ONE_SIGMA_COVERAGE)), 4)

@@ -39,7 +39,7 @@ from smlmnet.guard import prepare_localizer
 from smlmnet.io.provenance import provenance as _provenance
 from smlmnet.io.tiff import read_movie_tiff, read_tiff_calibration
 from smlmnet.localize.base import DEFAULT_PSF_SIGMA_NM, SpotFitLocalizer
-from smlmnet.metrics.localization import match_per_frame, smlm_metrics
+from smlmnet.metrics.localization import match_per_frame, normalized_errors, smlm_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -175,19 +175,8 @@ def make_localizer(spec: str, cfg, renderer: str, movie: Movie):
 def uncertainty_coverage(true: pd.DataFrame, est: pd.DataFrame, pairs: pd.DataFrame
                          ) -> tuple[float, float]:
     """Percent of matched per-axis errors within the reported 1σ and 2σ (NaN without σ)."""
-    if not len(pairs):
-        return np.nan, np.nan
-    if "uncertainty_x [nm]" in est and "uncertainty_y [nm]" in est:
-        sx = est.loc[pairs["est_index"], "uncertainty_x [nm]"].to_numpy(float)
-        sy = est.loc[pairs["est_index"], "uncertainty_y [nm]"].to_numpy(float)
-    elif "uncertainty_xy [nm]" in est:
-        sx = sy = est.loc[pairs["est_index"], "uncertainty_xy [nm]"].to_numpy(float)
-    else:
-        return np.nan, np.nan
-    z = np.abs(np.concatenate([pairs["dx [nm]"].to_numpy(float) / sx,
-                               pairs["dy [nm]"].to_numpy(float) / sy]))
-    z = z[np.isfinite(z)]
-    if not len(z):
+    z = normalized_errors(est, pairs) if len(pairs) else None
+    if z is None or not len(z):
         return np.nan, np.nan
     return 100.0 * float(np.mean(z < 1)), 100.0 * float(np.mean(z < 2))
 

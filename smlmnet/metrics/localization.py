@@ -127,6 +127,23 @@ def error_vs_bound(err, bound) -> dict[str, float]:
             "|z| < 1 [%]": z["|z| < 1 [%]"], "|z| < 2 [%]": z["|z| < 2 [%]"]}
 
 
+def normalized_errors(est: pd.DataFrame, pairs: pd.DataFrame) -> np.ndarray | None:
+    """Per-axis |error| / reported σ of matched localizations, ``(2·n_finite,)``: x and y from
+    ``uncertainty_x/y [nm]`` (else ``uncertainty_xy [nm]`` for both); ``pairs`` from
+    :func:`match_per_frame`. None when ``est`` reports no uncertainty."""
+    idx = pairs["est_index"]
+    if "uncertainty_x [nm]" in est and "uncertainty_y [nm]" in est:
+        sx = est.loc[idx, "uncertainty_x [nm]"].to_numpy(float)
+        sy = est.loc[idx, "uncertainty_y [nm]"].to_numpy(float)
+    elif "uncertainty_xy [nm]" in est:
+        sx = sy = est.loc[idx, "uncertainty_xy [nm]"].to_numpy(float)
+    else:
+        return None
+    z = np.abs(np.concatenate([pairs["dx [nm]"].to_numpy(float) / sx,
+                               pairs["dy [nm]"].to_numpy(float) / sy]))
+    return z[np.isfinite(z)]
+
+
 def match_per_frame(true: pd.DataFrame, est: pd.DataFrame, tolerance_nm: float = 250.0,
                     x_col: str = C.X_NM, y_col: str = C.Y_NM) -> pd.DataFrame:
     """Greedy closest-first pairing within each frame
