@@ -94,3 +94,20 @@ def test_experiment_values_override_the_primary_config():
     cfg = compose_train(["experiment=localizer_generalist", "torch_threads=2",
                          "hydra.runtime.output_dir=/tmp/x"])
     assert cfg.torch_threads == 2
+
+
+def test_gpu_step_planner_measures_both_rates_and_fixes_the_steps():
+    """scripts/train_gpu.py: the plan is min(data-worker rate, device rate) × seconds,
+    rounded down to 100 and at least 200; --plan-only trains nothing."""
+    import re
+
+    out = subprocess.run([sys.executable, "scripts/train_gpu.py", "--plan-only",
+                          "--experiment", "trajectory_micro", "--out", "unused",
+                          "--seconds", "30", "--workers", "1"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    m = re.search(r"-> ([\d.]+) batches/s; .*?-> ([\d.]+) steps/s; planned (\d+) steps", out.stdout)
+    assert m, out.stdout
+    feed, train, steps = float(m[1]), float(m[2]), int(m[3])
+    expect = max(200, int(min(feed, train) * 30) // 100 * 100)
+    assert steps % 100 == 0 and abs(steps - expect) <= 100    # printed rates are rounded

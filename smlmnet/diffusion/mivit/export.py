@@ -37,7 +37,7 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
     independent test batches (seed + 2) and write the model folder ``cfg.export_pretrained``."""
     from smlmnet.models.registry import load_best_checkpoint, model_info_header, write_model_folder
 
-    net = module.net
+    net = module.net.cpu()   # scored and saved on the CPU, wherever it trained
     best = load_best_checkpoint(module)
     if best:
         log.info("exporting the best validation checkpoint %s", best)
