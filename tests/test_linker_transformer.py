@@ -299,3 +299,42 @@ def test_gap_candidates_match_brute_force():
     assert A.size > 50
     np.testing.assert_array_equal(A, ea)
     np.testing.assert_array_equal(B, eb)
+
+
+def test_prefetched_neighbour_tables_give_the_same_edges(shipped):
+    """Neighbour tables built ahead in a thread (the default) change nothing: the same edges
+    and probabilities as the plain loop, on a table spanning many windows and batches."""
+    rng = np.random.default_rng(11)
+    locs = simulate_table(rng, 40, 8.0, 0.8, motions=[{"model": "brownian", "D_um2_s": 0.5}]
+                          ).drop(columns=C.TRACK_ID)
+    linker = TransformerLinker(shipped.net, batch_tokens=256, prefetch_tiles=4)
+    a = linker.edge_probabilities(locs)
+    linker.prefetch_tiles = 0
+    b = linker.edge_probabilities(locs)
+    assert len(a) > 100
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_prefetch_keeps_order_raises_producer_errors_and_stops_early():
+    from smlmnet.link.prefetch import prefetch
+
+    assert list(prefetch(range(100), depth=3)) == list(range(100))
+    assert list(prefetch(iter([]), depth=2)) == []
+
+    def failing():
+        yield 1
+        raise RuntimeError("producer failed")
+
+    with pytest.raises(RuntimeError, match="producer failed"):
+        list(prefetch(failing(), depth=2))
+    produced = []
+
+    def counting():
+        for i in range(10_000):
+            produced.append(i)
+            yield i
+
+    for i in prefetch(counting(), depth=2):
+        if i == 5:
+            break
+    assert len(produced) < 100          # the producer stopped soon after the consumer

@@ -29,6 +29,7 @@ from scipy.spatial import cKDTree
 from smlmnet.data import contracts as C
 from smlmnet.link.assignment import solve_sparse_assignment
 from smlmnet.link.base import Linker, check_localizations
+from smlmnet.link.prefetch import prefetch
 from smlmnet.link.transformer.graph import window_neighbours
 from smlmnet.link.transformer.net import LinkerNet, edge_probabilities
 from smlmnet.link.transformer.targets import PHOTONS, UNCERTAINTY
@@ -103,6 +104,9 @@ class TransformerLinker(Linker):
             halo of one cut-off), so coordinates stay in the training range.
         batch_tokens: tokens per network call (memory: ``batch_tokens × K × d_model``).
         min_prob: per-window edge probabilities below this are dropped (memory).
+        prefetch_tiles: neighbour tables built ahead in a background thread (0: none; the
+            edges are the same either way), so KD-tree queries overlap with the network on
+            a second core.
         close_gaps_frames: after the assignment, a track end and a track start that are
             ``G + 1`` to ``G + close_gaps_frames`` frames apart may be joined (longer dark
             periods than the network's gap edges; 0 disables): cost ``d² / (Δt · s²)`` with
@@ -126,7 +130,7 @@ class TransformerLinker(Linker):
                  greedy: bool = False, tile_um: float = 20.0, batch_tokens: int = 1024,
                  min_prob: float = 1e-3, close_gaps_frames: int = 4,
                  close_gaps_cost: float = 3.0, close_gaps_crowding: float = 0.03,
-                 close_gaps_min_gap: int | None = None,
+                 close_gaps_min_gap: int | None = None, prefetch_tiles: int = 32,
                  device: str = "cpu", info: dict | None = None) -> None:
         if not 0 < threshold < 1:
             raise ValueError(f"threshold must lie in (0, 1); got {threshold}")
@@ -143,6 +147,7 @@ class TransformerLinker(Linker):
         self.tile_nm = float(tile_um) * 1000.0
         self.batch_tokens = int(batch_tokens)
         self.min_prob = float(min_prob)
+        self.prefetch_tiles = int(prefetch_tiles)
         self.close_gaps_frames = int(close_gaps_frames)
         self.close_gaps_cost = float(close_gaps_cost)
         self.close_gaps_crowding = float(close_gaps_crowding)
@@ -259,16 +264,21 @@ class TransformerLinker(Linker):
             final.append(done)
             open_edges[:] = keep
 
-        for w, a, b in zip(starts, bounds[0], bounds[1]):
-            if b - a < 2:
-                continue
-            for rows, core, centre in self._tiles(np.arange(a, b), xy):
-                if pending and pending_tokens + rows.size > self.batch_tokens:
-                    flush(int(w))          # windows from w on are still to come
-                    pending, pending_tokens = [], 0
-                nbr = window_neighbours(frames[rows] - w, xy[rows], **nb_kwargs)
-                pending.append((rows, core, centre, int(w), nbr))
-                pending_tokens += rows.size
+        def tiles():          # (rows, core, centre, window start, neighbour table)
+            for w, a, b in zip(starts, bounds[0], bounds[1]):
+                if b - a < 2:
+                    continue
+                for rows, core, centre in self._tiles(np.arange(a, b), xy):
+                    nbr = window_neighbours(frames[rows] - w, xy[rows], **nb_kwargs)
+                    yield rows, core, centre, int(w), nbr
+
+        # neighbour tables are built one batch ahead in a thread while the net runs
+        for tile in prefetch(tiles(), self.prefetch_tiles):
+            if pending and pending_tokens + tile[0].size > self.batch_tokens:
+                flush(tile[3])             # windows from this one on are still to come
+                pending, pending_tokens = [], 0
+            pending.append(tile)
+            pending_tokens += tile[0].size
         if pending:
             flush(np.iinfo(np.int64).max)
         return _edge_frame(final, n)

@@ -56,22 +56,23 @@ class NeighbourAttentionLayer(nn.Module):
                 valid: torch.Tensor) -> torch.Tensor:
         """h ``(T, D)``; nbr ``(T, K)`` (−1 replaced by 0 and masked by ``valid``)."""
         T, D = h.shape
-        q, k, v = self.qkv(self.norm1(h)).view(T, 3, self.h, self.dk).unbind(1)
-        k, v = k.reshape(T, D), v.reshape(T, D)
+        qkv = self.qkv(self.norm1(h))
+        q = qkv[:, :D].reshape(T, self.h, self.dk)
+        kv = qkv[:, D:]                                  # (T, 2D): keys and values, one gather
         bias = self.bias[bin_index].masked_fill(~valid[..., None], float("-inf"))  # (T, K, H)
-        att = torch.cat([self._attend(q[s], k, v, nbr[s], bias[s])
+        att = torch.cat([self._attend(q[s], kv, nbr[s], bias[s])
                          for s in (slice(a, a + self.chunk_tokens)
                                    for a in range(0, T, self.chunk_tokens))]) if T else q
         h = h + self.proj(att.reshape(T, D))
         return h + self.ff(self.norm2(h))
 
-    def _attend(self, q, k, v, nbr, bias):
+    def _attend(self, q, kv, nbr, bias):
         """Attention of a chunk of ``t`` queries ``(t, H, dk)`` over their ``K`` neighbours'
-        keys/values (rows of ``k``, ``v`` ``(T, D)``) with additive bias ``(t, K, H)``."""
+        keys/values (rows of ``kv`` ``(T, 2D)``: keys, then values) with additive bias
+        ``(t, K, H)``."""
         t, K = nbr.shape
-        idx = nbr.reshape(-1)
-        kk = k.index_select(0, idx).view(t, K, self.h, self.dk).transpose(1, 2)
-        vv = v.index_select(0, idx).view(t, K, self.h, self.dk).transpose(1, 2)
+        g = kv.index_select(0, nbr.reshape(-1)).view(t, K, 2, self.h, self.dk)
+        kk, vv = g[:, :, 0].transpose(1, 2), g[:, :, 1].transpose(1, 2)   # (t, H, K, dk)
         mask = bias.permute(0, 2, 1)[:, :, None, :]                 # (t, H, 1, K)
         return F.scaled_dot_product_attention(q[:, :, None], kk, vv, attn_mask=mask)[:, :, 0]
 
