@@ -328,3 +328,39 @@ def test_andi2_benchmark_micro_run(tmp_path):
     assert "generator check" in md and "Commit" in md
     per_seed = pd.read_csv(tmp_path / "out" / "andi2_trajectory.csv")
     assert len(per_seed) == 8
+
+
+def test_segment_state_rule_and_tuned_thresholds_are_used():
+    """segment_state: argmax without thresholds; with them, immobile first, then confined, then
+    the larger of free/directed. The shipped model reads its tuned thresholds from model.yaml,
+    and tune_learned_thresholds picks grid values that score at least the argmax-like start
+    point (immobile ≥ 0.5, never confined) on its own tuning tracks."""
+    from smlmnet.diffusion.trajnet.infer import segment_state
+    from smlmnet.evaluation.andi2 import (
+        STATE_CONFINED,
+        STATE_IMMOBILE,
+        flatten,
+        simulated_set,
+        truth_table,
+        tune_learned_thresholds,
+    )
+    from smlmnet.models.registry import read_info
+    from smlmnet.pretrained import load
+
+    imm, conf, free, directed = (andi2.STATES.index(s) for s in andi2.STATES)
+    p = np.array([0.45, 0.25, 0.2, 0.1])
+    assert segment_state(p) == imm
+    assert segment_state(p, {"immobile": 0.5, "confined": 0.2}) == conf
+    assert segment_state(p, {"immobile": 0.5, "confined": 1.01}) == free
+    assert segment_state(np.array([0.1, 0.1, 0.3, 0.5]), {"immobile": 0.5,
+                                                           "confined": 1.01}) == directed
+    torch.set_num_threads(1)
+    est = load(SHIPPED)
+    assert est.state_thresholds == read_info(SHIPPED)["thresholds"]["state"]
+    tracks = flatten(simulated_set(np.random.default_rng(77), 1, 60, n=12))
+    tuned = tune_learned_thresholds(est, tracks, truth_table(tracks))
+    assert tuned["state"]["immobile"] in STATE_IMMOBILE
+    assert tuned["state"]["confined"] in STATE_CONFINED
+    scan = tuned["state F1 scan"]
+    assert scan[f"{tuned['state']['immobile']}/{tuned['state']['confined']}"] >= scan["0.5/1.01"]
+    assert est.state_thresholds == tuned["state"]

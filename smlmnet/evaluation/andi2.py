@@ -54,6 +54,8 @@ LOWER_IS_BETTER = {"alpha_mae": True, "K_msle": True, "state_f1": False, "cp_rms
 CP_THRESHOLDS = (10.0, 20.0, 30.0, 40.0, 60.0, 80.0)
 K_IMMOBILE = (0.005, 0.01, 0.02, 0.05)          # px²/frame
 ALPHA_CONFINED = (0.0, 0.3, 0.5, 0.7)           # 0: never confined
+STATE_IMMOBILE = (0.5, 0.3, 0.4, 0.6, 0.7, 0.8)  # learned: mean p_immobile of a segment
+STATE_CONFINED = (1.01, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1)  # mean p_confined; 1.01: never
 
 
 def simulated_set(rng: np.random.Generator, experiments: int, T: int,
@@ -116,10 +118,11 @@ def _pred_row(i: int, T: int, cps_steps: list[int], segs: list[dict]) -> dict:
             "changepoints": [c + 1 for c in cps_steps] + [T]}
 
 
-def learned_predictions(est, tracks: dict) -> pd.DataFrame:
-    """Segments of every track from a trajectory network with per-step outputs."""
-    disp = [np.diff(p, axis=0) for p in tracks["positions"]]
-    res = est.predict_arrays(disp)
+def learned_predictions(est, tracks: dict, res: dict | None = None) -> pd.DataFrame:
+    """Segments of every track from a trajectory network with per-step outputs (``res``: the
+    network's :meth:`predict_arrays` result on these tracks, computed when not given)."""
+    if res is None:
+        res = est.predict_arrays([np.diff(p, axis=0) for p in tracks["positions"]])
     rows = []
     for i, p in enumerate(tracks["positions"]):
         cps, segs = est.segments(res, i)
@@ -182,18 +185,39 @@ def tune_classical(tracks: dict, truth: pd.DataFrame) -> dict:
     return {"cp_threshold": th, "k_immobile": k, "alpha_confined": a}
 
 
-def tune_learned_threshold(est, tracks: dict, truth: pd.DataFrame) -> dict:
-    """Changepoint threshold of a learned model with the best JSC on the tuning tracks (the same
-    tuning data as the classical thresholds); sets ``est.cp_threshold`` and returns the scan."""
+def tune_learned_thresholds(est, tracks: dict, truth: pd.DataFrame) -> dict:
+    """Thresholds of a learned model on the tuning tracks (the same tuning data as the classical
+    thresholds), in the classical order: the changepoint threshold with the best JSC, then the
+    segment-state thresholds (:func:`smlmnet.diffusion.trajnet.infer.segment_state`) with the
+    best state F1. Sets ``est.cp_threshold`` and ``est.state_thresholds`` and returns
+    ``{"changepoint": .., "state": .., "JSC scan": .., "state F1 scan": ..}``. Ties keep the
+    earlier grid point; the state grid starts at the argmax-like rule (immobile ≥ 0.5, never
+    confined)."""
     from smlmnet.diffusion.trajnet.export import CP_THRESHOLDS as LEARNED_THRESHOLDS
 
-    scan = {}
+    res = est.predict_arrays([np.diff(p, axis=0) for p in tracks["positions"]])
+    saved = est.state_thresholds
+    jsc = {}
     for th in LEARNED_THRESHOLDS:
         est.cp_threshold = th
-        scan[th] = andi2_single_trajectory_scores(truth, learned_predictions(est, tracks))[
+        jsc[th] = andi2_single_trajectory_scores(truth, learned_predictions(est, tracks, res))[
             "cp_jaccard"]
-    est.cp_threshold = max(scan, key=scan.get)
-    return scan
+    est.cp_threshold = max(jsc, key=jsc.get)
+    out = {"changepoint": est.cp_threshold, "JSC scan": jsc}
+    if res.get("step_state") is None:
+        est.state_thresholds = saved
+        return out
+    f1 = {}
+    for t_conf in STATE_CONFINED:
+        for t_imm in STATE_IMMOBILE:
+            est.state_thresholds = {"immobile": t_imm, "confined": t_conf}
+            f1[(t_imm, t_conf)] = andi2_single_trajectory_scores(
+                truth, learned_predictions(est, tracks, res))["state_f1"]
+    t_imm, t_conf = max(f1, key=f1.get)
+    est.state_thresholds = {"immobile": t_imm, "confined": t_conf}
+    out.update({"state": dict(est.state_thresholds),
+                "state F1 scan": {f"{a}/{b}": round(v, 4) for (a, b), v in f1.items()}})
+    return out
 
 
 def _loglog_alpha(positions: np.ndarray, max_lag: int = 10) -> np.ndarray:
@@ -277,8 +301,8 @@ def tune_thresholds(cfg, ests: dict) -> tuple[dict, dict]:
     """Classical thresholds (``cfg.classical`` when given, else tuned on smlmnet's generator at
     ``cfg.tuning_seed``: ``cfg.tuning_experiments`` experiments of ``cfg.particles`` particles
     and ``cfg.T`` frames) and, with ``cfg.tune_learned_threshold``, each learned model's
-    changepoint threshold on the same tracks (set on the estimators). Returns (classical
-    thresholds, {model: {shipped, tuned, JSC scan}})."""
+    changepoint and state thresholds on the same tracks (:func:`tune_learned_thresholds`, set
+    on the estimators). Returns (classical thresholds, {model: {shipped, tuned, scans}})."""
     learned_thresholds = {}
     if cfg.get("classical"):
         return {k: float(v) for k, v in cfg.classical.items()}, learned_thresholds
@@ -290,10 +314,9 @@ def tune_thresholds(cfg, ests: dict) -> tuple[dict, dict]:
     logger.info("classical thresholds tuned on seed %s: %s", cfg.tuning_seed, tuned)
     if cfg.get("tune_learned_threshold", True):
         for name, e in ests.items():
-            shipped = e.cp_threshold
-            scan = tune_learned_threshold(e, tune_tracks, tune_truth)
-            learned_thresholds[name] = {"shipped": shipped, "tuned": e.cp_threshold,
-                                        "JSC scan": scan}
+            shipped = {"changepoint": e.cp_threshold, "state": e.state_thresholds}
+            learned_thresholds[name] = {"shipped": shipped,
+                                        **tune_learned_thresholds(e, tune_tracks, tune_truth)}
     return tuned, learned_thresholds
 
 
@@ -342,9 +365,13 @@ def run(cfg, out_dir) -> pd.DataFrame:
                 a = g[g.method == name].set_index("seed")[m]
                 b = g[g.method == "classical"].set_index("seed")[m]
                 better = (a < b) if LOWER_IS_BETTER[m] else (a > b)
+                gain = (b - a) if LOWER_IS_BETTER[m] else (a - b)   # > 0: learned better
+                g_mean, g_half = ci(gain)
                 wins.append({"data": src, "tracks": subset, "learned": name,
                              "metric": METRIC_NAMES[m], "learned mean": a.mean(),
                              "classical mean": b.mean(),
+                             "learned gain (paired, 95 % CI)": f"{g_mean:.3g} ± {g_half:.2g}",
+                             "gain CI excludes 0": bool(g_mean - g_half > 0),
                              "learned better on seeds": f"{int(better.sum())}/{len(a)}"})
             verdict += wins
     extra = {"learned vs classical per metric": pd.DataFrame(verdict),
@@ -370,14 +397,19 @@ def run(cfg, out_dir) -> pd.DataFrame:
         "ratio changepoints, MSD log–log α (lags ≤ 10, ≤ n/2), CVE K, states by thresholds; "
         + ("thresholds given in the config" if cfg.get("classical") else
          f"thresholds tuned on smlmnet's generator, seed {cfg.tuning_seed}") + f": {tuned}.",
-        "Learned changepoint thresholds: " + (
-            f"re-tuned for JSC on the same tuning tracks as the classical ones: "
+        "Learned thresholds: " + (
+            "changepoint (best JSC) and segment state (best state F1: immobile if the mean "
+            "p_immobile ≥ t_i, confined if the mean p_confined ≥ t_c, else free/directed) "
+            "re-tuned on the same tuning tracks as the classical ones: "
             f"{learned_thresholds}" if learned_thresholds else "the shipped ones") + ".",
         "Scores: smlmnet.metrics.diffusion.andi2_single_trajectory_scores (AnDi 2 rules: "
         "Hungarian changepoint pairing with a 10-frame gate, segments paired by Jaccard, α MAE, "
         "K MSLE = mean (ln(1+K) − ln(1+K̂))² with K in px²/frame^α, micro state F1).",
         "Convention: changepoint frames c ≥ 2 (frame 0's label is unobserved); predictions at "
-        "frame (network step) + 1."]
+        "frame (network step) + 1.",
+        "Learned gain: classical − learned for the lower-is-better metrics (α MAE, K MSLE, "
+        "changepoint RMSE), learned − classical otherwise; per seed on the same tracks, then "
+        "mean ± 95 % t-interval over the seeds (> 0: the learned model is better)."]
     write_report(out_dir, "andi2_trajectory", "AnDi 2 single trajectories (2D): learned vs "
                  "classical", table, notes, extra_tables=extra, config=cfg)
     return table

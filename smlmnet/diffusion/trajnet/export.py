@@ -13,7 +13,7 @@ from smlmnet.simulate.andi2 import STATES
 log = logging.getLogger(__name__)
 
 
-CP_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+CP_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 
 
 @torch.no_grad()

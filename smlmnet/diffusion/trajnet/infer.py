@@ -48,13 +48,34 @@ def pick_changepoints(prob: np.ndarray, threshold: float, min_distance: int = 10
     return out
 
 
+def segment_state(p_mean: np.ndarray, state_thresholds: dict | None = None) -> int:
+    """State index of a segment from its mean step probabilities ``(n_states,)``.
+
+    Without ``state_thresholds``: the most probable state. With ``{"immobile": t_i,
+    "confined": t_c}``: immobile if p_immobile ≥ t_i, else confined if p_confined ≥ t_c, else
+    the more probable of free and directed. The thresholds are tuned for the AnDi 2 state F1 on
+    labelled tuning tracks (:func:`smlmnet.evaluation.andi2.tune_learned_thresholds`): the
+    network's confined probability is low even on confined steps (the class is rare and hard),
+    so the argmax rarely or never calls it."""
+    if state_thresholds is None:
+        return int(np.argmax(p_mean))
+    if p_mean[STATES.index("immobile")] >= state_thresholds["immobile"]:
+        return STATES.index("immobile")
+    if p_mean[STATES.index("confined")] >= state_thresholds["confined"]:
+        return STATES.index("confined")
+    free, directed = STATES.index("free"), STATES.index("directed")
+    return directed if len(p_mean) > directed and p_mean[directed] > p_mean[free] else free
+
+
 def segments_from_steps(step_alpha: np.ndarray, step_log_k: np.ndarray, cps: list[int],
-                        step_state: np.ndarray | None = None) -> list[dict]:
+                        step_state: np.ndarray | None = None,
+                        state_thresholds: dict | None = None) -> list[dict]:
     """Per segment between changepoints (``cps``: first steps of new segments), from per-step
     outputs ``(n,)`` (NaN steps ignored): ``start``/``stop`` (steps, stop exclusive),
     ``alpha`` (median of the step α), ``K`` (exp of the median step ln K, input units²/frame^α)
-    and, with ``step_state`` ``(n, n_states)`` probabilities, ``state`` (index of the largest
-    mean probability; an immobile segment gets α = K = 0, the AnDi 2 labels)."""
+    and, with ``step_state`` ``(n, n_states)`` probabilities, ``state`` (from the mean
+    probabilities by :func:`segment_state`; an immobile segment gets α = K = 0, the AnDi 2
+    labels)."""
     bounds = [0] + [int(c) for c in cps] + [len(step_alpha)]
     out = []
     for a, b in zip(bounds[:-1], bounds[1:]):
@@ -65,7 +86,7 @@ def segments_from_steps(step_alpha: np.ndarray, step_log_k: np.ndarray, cps: lis
                "K": float(np.exp(np.median(sk[ok]))) if ok.any() else np.nan}
         if step_state is not None:
             p = step_state[a:b][ok]
-            seg["state"] = int(np.argmax(p.mean(0))) if len(p) else -1
+            seg["state"] = segment_state(p.mean(0), state_thresholds) if len(p) else -1
             if seg["state"] == STATES.index("immobile"):
                 seg["alpha"], seg["K"] = 0.0, 0.0
         out.append(seg)
@@ -101,14 +122,20 @@ class TrajectoryEstimator:
             ``model.yaml`` (kept for provenance). device: torch device.
         tokens_per_batch: displacements per forward pass (bounds memory; tracks are batched by
             length, padded and masked exactly as in training).
+        cp_threshold: changepoint peak threshold (default: ``thresholds.changepoint`` of
+            ``info``, else 0.5). state_thresholds: ``{"immobile", "confined"}`` of
+            :func:`segment_state` (default: ``thresholds.state`` of ``info``, else argmax).
     """
 
     def __init__(self, net: TrajectoryNet, classes=MODELS, info: dict | None = None,
                  device: str = "cpu", tokens_per_batch: int = 65536,
-                 cp_threshold: float | None = None):
+                 cp_threshold: float | None = None, state_thresholds: dict | None = None):
         self.net = net.to(device).eval()
-        thr = ((info or {}).get("thresholds") or {}).get("changepoint", 0.5)
-        self.cp_threshold = float(cp_threshold if cp_threshold is not None else thr)
+        thr = (info or {}).get("thresholds") or {}
+        self.cp_threshold = float(cp_threshold if cp_threshold is not None
+                                  else thr.get("changepoint", 0.5))
+        self.state_thresholds = (state_thresholds if state_thresholds is not None
+                                 else thr.get("state"))
         self.classes = list(classes)
         self.info = info or {}
         self.device = device
@@ -175,7 +202,7 @@ class TrajectoryEstimator:
         cps = pick_changepoints(res["step_cp"][i], self.cp_threshold)
         st = res.get("step_state")
         return cps, segments_from_steps(res["step_alpha"][i], res["step_log_k"][i], cps,
-                                        None if st is None else st[i])
+                                        None if st is None else st[i], self.state_thresholds)
 
     def predict(self, tracks: pd.DataFrame, frame_time_s: float,
                 track_col: str = C.TRACK_ID) -> pd.DataFrame:
