@@ -338,3 +338,21 @@ def test_prefetch_keeps_order_raises_producer_errors_and_stops_early():
         if i == 5:
             break
     assert len(produced) < 100          # the producer stopped soon after the consumer
+
+
+def test_init_from_starts_from_a_model_folder_and_refuses_another_network(tmp_path):
+    """``model.init_from`` (fine-tuning): the module's network starts with the folder's weights;
+    a folder of a network with other arguments is refused with the differences named."""
+    from smlmnet.link.transformer.lightning import LinkerModule
+    from smlmnet.models.registry import write_model_folder
+
+    net = tiny_net(1)
+    folder = write_model_folder(tmp_path / "m", net.state_dict(), {
+        "name": "m", "kind": "linker", "description": "test", "limits": "test",
+        "net": {"_target_": "smlmnet.link.transformer.net.LinkerNet", **net.config()}})
+    module = LinkerModule(tiny_net(2), init_from=str(folder))
+    for k, v in net.state_dict().items():
+        assert torch.equal(module.net.state_dict()[k], v), k
+    with pytest.raises(ValueError, match="d_model"):
+        LinkerModule(LinkerNet(d_model=32, n_layers=1, n_heads=2, ff=32, pair_hidden=16),
+                     init_from=str(folder))

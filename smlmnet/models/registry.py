@@ -116,6 +116,21 @@ def load_weights(folder: Path, info: dict, device: str = "cpu") -> dict:
     return torch.load(path, map_location=device, weights_only=True)
 
 
+def init_net_from(net, name_or_path: str | Path) -> dict:
+    """Load a model folder's weights into ``net`` (fine-tuning). Its network must have the same
+    constructor arguments as ``net`` (``net.config()``), else a ValueError names the
+    differences. Returns the folder's ``model.yaml``."""
+    info = read_info(name_or_path)
+    theirs = {k: v for k, v in info["net"].items() if k != "_target_"}
+    mine = net.config()
+    differ = {k: (mine.get(k), v) for k, v in theirs.items() if mine.get(k) != v}
+    if differ:
+        raise ValueError(f"init_from={name_or_path!r}: its network differs from this one "
+                         f"({differ}); set model.net to the same arguments")
+    net.load_state_dict(load_weights(model_dir(name_or_path), info))
+    return info
+
+
 def build_net(net_cfg: dict):
     """Instantiate a network from ``model.yaml``'s ``net`` (``_target_`` must be inside
     smlmnet: a model folder from elsewhere cannot make us import arbitrary code)."""

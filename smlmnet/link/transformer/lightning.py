@@ -15,14 +15,20 @@ from smlmnet.models.optim import adamw_warmup_cosine
 
 class LinkerModule(L.LightningModule):
     """Args: net (a :class:`LinkerNet`, built by Hydra), lr (peak of warm-up + cosine),
-    weight_decay, bce_weight and pos_weight of :func:`linking_loss`."""
+    weight_decay, bce_weight and pos_weight of :func:`linking_loss`, init_from (a model folder
+    or shipped name whose weights start the training: fine-tuning, same network arguments)."""
 
     def __init__(self, net: LinkerNet, lr: float = 1e-3, weight_decay: float = 0.01,
-                 bce_weight: float = 0.1, pos_weight: float = 2.0) -> None:
+                 bce_weight: float = 0.1, pos_weight: float = 2.0,
+                 init_from: str | None = None) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
         self.hparams["net_config"] = net.config()
         self.net = net
+        if init_from:
+            from smlmnet.models.registry import init_net_from
+
+            init_net_from(self.net, init_from)
 
     def _step(self, batch):
         out = self.net(batch["xy"], batch["frame"], batch["photons"], batch["sigma"],

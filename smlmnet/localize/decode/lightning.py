@@ -43,18 +43,10 @@ class LocalizerModule(L.LightningModule):
             self._init_from(init_from)
 
     def _init_from(self, name_or_path: str) -> None:
-        """Start from a model folder's weights (fine-tuning); its network must have the same
-        constructor arguments as ``net``."""
-        from smlmnet.models.registry import load_weights, model_dir, read_info
+        """Start from a model folder's weights (fine-tuning; same network arguments)."""
+        from smlmnet.models.registry import init_net_from
 
-        info = read_info(name_or_path)
-        theirs = {k: v for k, v in info["net"].items() if k != "_target_"}
-        mine = self.net.config()
-        differ = {k: (mine.get(k), v) for k, v in theirs.items() if mine.get(k) != v}
-        if differ:
-            raise ValueError(f"init_from={name_or_path!r}: its network differs from this one "
-                             f"({differ}); set model.net to the same arguments")
-        self.net.load_state_dict(load_weights(model_dir(name_or_path), info))
+        info = init_net_from(self.net, name_or_path)
         log.info("initialized from %s (sha256 %s)", name_or_path,
                  str(info.get("weights_sha256"))[:12])
 
