@@ -12,14 +12,12 @@ benchmark=andi2_trajectory``: smlmnet's AnDi 2 generator at a seed that no bench
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import yaml
 
 from smlmnet.evaluation.andi2 import flatten, simulated_set, truth_table, tune_learned_thresholds
+from smlmnet.io.atomic import atomic_write_path
 from smlmnet.models.registry import load, model_dir, read_info, render_model_card
 
 
@@ -47,13 +45,10 @@ def main(argv=None) -> dict:
         "changepoint_jsc": {float(k): round(float(v), 4) for k, v in tuned["JSC scan"].items()},
         **({"state_f1_best5 (immobile/confined)": dict(
             sorted(f1.items(), key=lambda kv: -kv[1])[:5])} if f1 else {})}
-    for name, text in (("model.yaml", yaml.safe_dump(info, sort_keys=False, allow_unicode=True)),
-                       ("MODEL_CARD.md", render_model_card(read_info(folder) | info))):
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, Path(folder) / name)
+    with atomic_write_path(folder / "model.yaml", overwrite=True) as tmp:
+        tmp.write_text(yaml.safe_dump(info, sort_keys=False, allow_unicode=True))
+    with atomic_write_path(folder / "MODEL_CARD.md", overwrite=True) as tmp:
+        tmp.write_text(render_model_card(read_info(folder)))
     print({k: tuned[k] for k in ("changepoint", "state") if k in tuned})
     return tuned
 

@@ -347,7 +347,8 @@ def test_segment_state_rule_and_tuned_thresholds_are_used():
     from smlmnet.models.registry import read_info
     from smlmnet.pretrained import load
 
-    imm, conf, free, directed = (andi2.STATES.index(s) for s in andi2.STATES)
+    imm, conf, free, directed = (andi2.STATES.index(s)
+                                 for s in ("immobile", "confined", "free", "directed"))
     p = np.array([0.45, 0.25, 0.2, 0.1])
     assert segment_state(p) == imm
     assert segment_state(p, {"immobile": 0.5, "confined": 0.2}) == conf

@@ -196,7 +196,6 @@ def tune_learned_thresholds(est, tracks: dict, truth: pd.DataFrame) -> dict:
     from smlmnet.diffusion.trajnet.export import CP_THRESHOLDS as LEARNED_THRESHOLDS
 
     res = est.predict_arrays([np.diff(p, axis=0) for p in tracks["positions"]])
-    saved = est.state_thresholds
     jsc = {}
     for th in LEARNED_THRESHOLDS:
         est.cp_threshold = th
@@ -204,8 +203,7 @@ def tune_learned_thresholds(est, tracks: dict, truth: pd.DataFrame) -> dict:
             "cp_jaccard"]
     est.cp_threshold = max(jsc, key=jsc.get)
     out = {"changepoint": est.cp_threshold, "JSC scan": jsc}
-    if res.get("step_state") is None:
-        est.state_thresholds = saved
+    if res.get("step_state") is None:      # no state head: nothing more to tune
         return out
     f1 = {}
     for t_conf in STATE_CONFINED:
