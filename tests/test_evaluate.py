@@ -49,6 +49,7 @@ TINY = {
                    "overrides: ['n_frames=3','fov.shape_px=[32,32]']}]"],
     # the shipped pixel-diffusion models on 2 seeds × 2 cells × 4 molecules
     "pixel_diffusion": ["benchmark.seeds=[1,2]", "benchmark.n_per_cell=4",
+                        "benchmark.speed_tubelets=16", "benchmark.speed_repeats=1",
                         "benchmark.mle_per_cell=2", "benchmark.D_um2_s=[0.1]",
                         "benchmark.exposure_fraction=[0.0,1.0]", "benchmark.lengths=[4]"],
 }
@@ -215,3 +216,15 @@ def test_pixel_diffusion_external_runs_on_a_movie_folder(tmp_path):
                             [f"benchmark.data_root={tmp_path / 'absent'}"])
     skipped = run_benchmark(cfg, tmp_path / "skip")
     assert skipped["status"].tolist() == ["skipped"]
+
+
+def test_pixel_diffusion_speed_is_measured_beside_msd(tmp_path):
+    """The speed table times every network and MSD/CVE on one pool, in the same run."""
+    cfg = compose_benchmark("pixel_diffusion", TINY["pixel_diffusion"])
+    run_benchmark(cfg, tmp_path)
+    record = json.loads((tmp_path / "pixel_diffusion.json").read_text())
+    speed = {r["method"]: r for r in record["extra_tables"]["Speed"]}
+    assert {"mivit", "msd", "cve"} <= set(speed)
+    assert speed["msd"]["speed / msd"] == 1.0
+    for r in speed.values():
+        assert r["items"] == 16 and r["items/s"] > 0 and r["items/CPU s"] > 0

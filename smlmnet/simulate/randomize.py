@@ -61,6 +61,7 @@ class DomainRandomization:
     eight_bit_probability: float = 0.15
     offset_subtracted_probability: float = 0.1
     hot_pixel_probability: float = 0.3
+    preset_probability: float = 0.0
 
     @classmethod
     def from_dict(cls, data: dict | None) -> DomainRandomization:
@@ -97,7 +98,10 @@ class DomainRandomization:
     def sample_config(self, base: SimulationConfig, rng: np.random.Generator
                       ) -> SimulationConfig:
         """A copy of ``base`` with every randomized quantity drawn from ``rng`` (the field of
-        view, number of frames, sub-steps and seed of ``base`` are kept)."""
+        view, number of frames, sub-steps and seed of ``base`` are kept); with probability
+        ``preset_probability`` ``base`` itself."""
+        if self.preset_probability > 0 and rng.random() < self.preset_probability:
+            return base
         a = base.fov.pixel_size_nm
         log_u = lambda lo, hi: float(np.exp(rng.uniform(np.log(lo), np.log(hi))))  # noqa: E731
         sigma_px = rng.uniform(*self.psf_sigma_px)
