@@ -7,7 +7,10 @@ movie's simulation preset and runs ``python train.py --config-dir <work> experim
 (so the run is an ordinary, reproducible Hydra/Lightning run; the command is in the model
 card). Training windows are domain-randomized in a narrow band around the calibration (PSF σ
 ± 10 %, photons from 1/5 of the 10th to 2× the 90th percentile, background ×/÷ 2, density up
-to 2.5×, the movie's degradations), so that calibration errors do not become a blind spot.
+to 2.5×, the movie's degradations), so that calibration errors do not become a blind spot;
+a share of the windows (``REPLAY_PROBABILITY``) rehearses the base model's own training
+randomization, so that fine-tuning cannot unlearn what a calibration misses (a PSF halo that a
+single Gaussian σ does not describe, dimmer or denser spots than the percentiles say).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: the default starting point (its network arguments are reused)
 BASE_MODEL = "decode_generalist"
+#: share of fine-tuning windows drawn from the base model's own training randomization
+REPLAY_PROBABILITY = 0.5
 
 
 def like_movie_randomization(cal: dict, pixel_size_nm: float) -> dict:
@@ -64,6 +69,12 @@ def write_experiment(work: Path, cal, name: str, base_model: str, steps: int,
     (work / "preset.yaml").write_text("# simulation preset of the movie (smlmnet calibrate)\n"
                                       + yaml.safe_dump(preset, sort_keys=False))
     base = read_info(base_model)
+    randomization = like_movie_randomization(cal_dict, float(preset["fov"]["pixel_size_nm"]))
+    if base.get("domain_randomization"):
+        randomization["replay_probability"] = REPLAY_PROBABILITY
+        nested = ("replay", "replay_probability", "preset_probability")
+        randomization["replay"] = {k: v for k, v in base["domain_randomization"].items()
+                                   if k not in nested}
     net = {k: v for k, v in base["net"].items() if k != "_target_"}
     net.pop("n_frames", None)  # follows data.n_frames
     a = float(preset["fov"]["pixel_size_nm"])
@@ -77,7 +88,7 @@ def write_experiment(work: Path, cal, name: str, base_model: str, steps: int,
         "model_limits": ("Trained for one microscope: the movie's pixel size, PSF, camera and "
                          "brightness, within the training ranges below."),
         "data": {"preset": str((work / "preset.yaml").resolve()), "overrides": [],
-                 "randomization": like_movie_randomization(cal_dict, a),
+                 "randomization": randomization,
                  "shape_px": [40, 40], "batch_size": batch_size, "train_items": 2048,
                  "val_items": 128, "num_workers": num_workers},
         "model": {"net": net, "lr": 5e-4, "weight_decay": 0.02, "pixel_size_nm": a,

@@ -37,3 +37,46 @@ def test_train_localizer_like_writes_a_model_folder_that_analyze_uses(tmp_path, 
     assert load(model).localize(sim.movie).shape[0] >= 0
     assert main(["analyze", str(movie), "-o", str(tmp_path / "out"), "--model", str(model),
                  "-q"]) == 0
+
+
+def test_replay_and_preset_shares_of_a_randomization():
+    import numpy as np
+
+    base = load_config("decode_sptpalm")
+    plain = DomainRandomization()
+    rng = np.random.default_rng(0)
+    state = rng.bit_generator.state
+    assert plain.pick(rng) is plain and rng.bit_generator.state == state  # stream unchanged
+    r = DomainRandomization(replay_probability=1.0, replay={"psf_sigma_px": [2.0, 2.0]})
+    picked = r.pick(rng)
+    assert picked.psf_sigma_px == (2.0, 2.0) and picked.replay_probability == 0
+    cfg = picked.sample_config(base, rng)
+    assert cfg.psf.sigma == pytest.approx(2.0 * base.fov.pixel_size_nm)
+    always = DomainRandomization(preset_probability=1.0)
+    assert always.sample_config(base, rng) is base  # the anchor preset itself
+    # about the configured share of items comes from the replay ranges (binomial, n = 400)
+    half = DomainRandomization(replay_probability=0.5, replay={"psf_sigma_px": [2.0, 2.0]})
+    n_replay = sum(half.pick(rng) is not half for _ in range(400))
+    assert abs(n_replay - 200) < 4 * 10  # 4 standard deviations of Binomial(400, 0.5)
+
+
+def test_like_experiment_rehearses_the_base_models_randomization(tmp_path):
+    import yaml
+
+    from smlmnet.finetune import REPLAY_PROBABILITY, write_experiment
+
+    class Cal:  # the two methods write_experiment reads
+        def to_dict(self):
+            return {"psf_sigma_nm": 150.0, "background_photons_per_px": 20.0,
+                    "camera_model": "emccd"}
+
+        def to_simulation_preset(self, base):
+            return {"fov": {"pixel_size_nm": 100.0}}
+
+    path = write_experiment(tmp_path, Cal(), "scope", "decode_generalist", 10, 4, 0)
+    rnd = yaml.safe_load(path.read_text())["data"]["randomization"]
+    assert rnd["replay_probability"] == REPLAY_PROBABILITY
+    assert rnd["replay"]["psf_sigma_px"] == read_info("decode_generalist")[
+        "domain_randomization"]["psf_sigma_px"]
+    r = DomainRandomization.from_dict(rnd)
+    assert r.psf_sigma_px == pytest.approx((1.35, 1.65))  # the narrow band stays the main one

@@ -117,16 +117,18 @@ class SimulatedMovieDataset(IterableDataset):
         s = item_seed(self.seed, self.epoch, index)
         cfg = dataclasses.replace(self.config, seed=s)
         rng = np.random.default_rng([s, 1])  # the randomization's own stream
-        if self.randomization is not None:
-            cfg = self.randomization.sample_config(cfg, rng)
+        randomization = self.randomization.pick(rng) if self.randomization is not None \
+            else None
+        if randomization is not None:
+            cfg = randomization.sample_config(cfg, rng)
         result = simulate(cfg)
         frames = result.movie.frames
         frames = adu_to_photons(frames, cfg.camera) if self.in_photons else \
             frames.astype(np.float32)
         background = result.background_photons.astype(np.float32)
         k = 1.0
-        if self.randomization is not None:
-            frames, k, c, (lo, hi) = self.randomization.degrade(frames, rng)
+        if randomization is not None:
+            frames, k, c, (lo, hi) = randomization.degrade(frames, rng)
             background = np.clip(background * k + c, lo, hi).astype(np.float32)
         em = result.emitters[result.emitters[C.ON]]
         if len(em) > self.max_emitters:

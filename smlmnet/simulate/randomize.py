@@ -62,6 +62,8 @@ class DomainRandomization:
     offset_subtracted_probability: float = 0.1
     hot_pixel_probability: float = 0.3
     preset_probability: float = 0.0
+    replay_probability: float = 0.0
+    replay: dict | None = None
 
     @classmethod
     def from_dict(cls, data: dict | None) -> DomainRandomization:
@@ -93,6 +95,15 @@ class DomainRandomization:
                 "degradations": {"eight_bit_clipped": self.eight_bit_probability > 0,
                                  "offset_subtracted": self.offset_subtracted_probability > 0,
                                  "hot_pixels": self.hot_pixel_probability > 0}}
+
+    def pick(self, rng: np.random.Generator) -> DomainRandomization:
+        """The randomization of one item: ``self``, or with probability
+        ``replay_probability`` the ``replay`` one (use it for the item's
+        :meth:`sample_config` and :meth:`degrade`). Draws from ``rng`` only when replay is
+        on, so the item streams of models without replay are unchanged."""
+        if self.replay_probability > 0 and rng.random() < self.replay_probability:
+            return DomainRandomization.from_dict(self.replay)
+        return self
 
     # ------------------------------------------------------------------ configs
     def sample_config(self, base: SimulationConfig, rng: np.random.Generator
