@@ -48,6 +48,8 @@ def main(argv=None) -> pd.DataFrame:
     p.add_argument("--renderer", default="picasso")
     p.add_argument("--like", default="picasso_bg032_s3")
     p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--base-model", default="decode_generalist",
+                   help="model to fine-tune and to compare with (name or folder)")
     p.add_argument("--pixel-size-nm", type=float, default=None,
                    help="for files that do not state it (andi: 100)")
     p.add_argument("--frame-time-s", type=float, default=None)
@@ -60,9 +62,10 @@ def main(argv=None) -> pd.DataFrame:
     work = Path(tempfile.mkdtemp(prefix="smlmnet_like_"))
     t0 = time.perf_counter()
     model_dir = train_like(root / args.like / "movie.tif", work / "model", steps=args.steps,
-                           pixel_size_nm=args.pixel_size_nm, frame_time_s=args.frame_time_s)
+                           base_model=args.base_model, pixel_size_nm=args.pixel_size_nm,
+                           frame_time_s=args.frame_time_s)
     train_min = (time.perf_counter() - t0) / 60
-    tuned, generalist = load(model_dir), load("decode_generalist")
+    tuned, generalist = load(model_dir), load(args.base_model)
     rows = []
     for folder in movies:
         movie = read_movie_tiff(folder / "movie.tif", args.pixel_size_nm, args.frame_time_s,
@@ -72,7 +75,7 @@ def main(argv=None) -> pd.DataFrame:
                                frame_time_s=args.frame_time_s).psf_sigma_nm or 130.0
         role = "its movie" if folder.name == args.like else "held out (same renderer)"
         for name, loc in (("fine-tuned (train-localizer --like)", tuned),
-                          ("decode_generalist", generalist),
+                          (f"{Path(args.base_model).name} (base)", generalist),
                           (f"mle (calibrated σ {sigma:.0f} nm)", SpotFitLocalizer(
                               "mle", psf_sigma_nm=sigma))):
             rows.append({"movie": folder.name, "role": role, "localizer": name,
@@ -81,7 +84,7 @@ def main(argv=None) -> pd.DataFrame:
     for col in ("jaccard [%]", "rmse [nm]"):
         table[col] = table[col].astype(float)
     write_report(args.out, "train_like", "train-localizer --like vs the generalist", table, [
-        f"Fine-tuned for {args.steps} optimizer steps from decode_generalist on windows "
+        f"Fine-tuned for {args.steps} optimizer steps from {args.base_model} on windows "
         f"simulated like `{args.renderer}/{args.like}` (calibrated from the movie alone), "
         f"{train_min:.1f} min on this machine including calibration and export. Scored "
         "against the renderer's truth (SMLM 2016, 250 nm). The fine-tuned model folder is "
