@@ -356,3 +356,39 @@ def test_init_from_starts_from_a_model_folder_and_refuses_another_network(tmp_pa
     with pytest.raises(ValueError, match="d_model"):
         LinkerModule(LinkerNet(d_model=32, n_layers=1, n_heads=2, ff=32, pair_hidden=16),
                      init_from=str(folder))
+
+
+def test_regime_mixture_draws_its_share_and_keeps_the_stream_without_regimes():
+    """``data.regimes``: each item takes a regime's range overrides with its probability
+    (binomial: 0.3 of 2,000 draws within 4 standard deviations, ±0.041); a persistent item has
+    no false positives and its tracks outlast the window; no regimes = the unchanged stream."""
+    from smlmnet.link.transformer.targets import DEFAULT_RANGES, REGIMES, regime_ranges
+
+    rng = np.random.default_rng(0)
+    mix = [{"name": "persistent", "probability": 0.3}]
+    share = np.mean([regime_ranges(rng, DEFAULT_RANGES, mix)["lifetime_frames"]
+                     == REGIMES["persistent"]["lifetime_frames"] for _ in range(2000)])
+    assert abs(share - 0.3) < 4 * np.sqrt(0.3 * 0.7 / 2000)
+    with pytest.raises(ValueError, match="unknown regime"):
+        regime_ranges(rng, DEFAULT_RANGES, [{"name": "nope", "probability": 0.5}])
+    with pytest.raises(ValueError, match="sum to at most 1"):
+        regime_ranges(rng, DEFAULT_RANGES, [{"name": "persistent", "probability": 1.5}])
+
+    plain = SimulatedLinkingDataset(length=4, seed=5)
+    empty = SimulatedLinkingDataset(length=4, seed=5, regimes=[])
+    for k in range(4):
+        a, b = plain.make_item(k), empty.make_item(k)
+        assert torch.equal(a["xy"], b["xy"]) and torch.equal(a["parent"], b["parent"])
+
+    rng = np.random.default_rng(1)
+    persistent = regime_ranges(rng, DEFAULT_RANGES, [{"name": "persistent", "probability": 1}])
+    df = simulate_table(rng, 12, 10.0, 1.0, ranges=persistent,
+                        motions=[{"model": "brownian", "D_um2_s": 0.1}])
+    assert (df[C.TRACK_ID] < 0).mean() < 0.02          # false positives ≤ 1 % (+ Poisson)
+    spans = df[df[C.TRACK_ID] >= 0].groupby(C.TRACK_ID)[C.FRAME].agg(["min", "max"])
+    assert len(spans) > 60
+    # a track seen neither in the first nor in the last frame: both detections missed (≤
+    # 0.25² at the lowest detection probability), a start or bleach inside 12 frames of a
+    # ≥ 300-frame life (≈ 1 %) or a crossing of the field's edge; 0.15 is > 3 binomial sds
+    inside = spans[(spans["min"] > 0) & (spans["max"] < 11)]
+    assert len(inside) <= 0.15 * len(spans)

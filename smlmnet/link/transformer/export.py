@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from smlmnet.data import contracts as C
-from smlmnet.link.transformer.targets import DEFAULT_RANGES, simulate_table
+from smlmnet.link.transformer.targets import DEFAULT_RANGES, regime_ranges, simulate_table
 
 log = logging.getLogger(__name__)
 
@@ -21,13 +21,16 @@ GATE_NM = 500.0  # PTC gate ε = 5 px of 100 nm
 
 
 def validation_tables(seed: int, n_tables: int = 12, n_frames: int = 30,
-                      locs_per_table: int = 3000, ranges: dict | None = None) -> list:
+                      locs_per_table: int = 3000, ranges: dict | None = None,
+                      regimes: list[dict] | None = None) -> list:
     """Localization tables drawn from the training distribution (random motion mixture,
-    density, blinking, noise, false positives), one generator per table from ``seed``."""
-    R = {**DEFAULT_RANGES, **(ranges or {})}
+    density, blinking, noise, false positives, the regime mixture), one generator per table
+    from ``seed``."""
+    base = {**DEFAULT_RANGES, **(ranges or {})}
     out = []
     for k in range(n_tables):
         rng = np.random.default_rng([seed, 7919, k])
+        R = regime_ranges(rng, base, regimes)
         rho = float(np.exp(rng.uniform(*np.log(R["density_on_per_um2"]))))
         side = float(np.clip(np.sqrt(locs_per_table / (rho * n_frames)), 3.0, 25.0))
         out.append(simulate_table(rng, n_frames, side, rho, ranges=R))
@@ -84,8 +87,9 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
         log.info("exporting the best validation checkpoint %s", best)
     ranges = {**DEFAULT_RANGES, **(datamodule.train_set.ranges or {})}
     seed = int(cfg.seed)
-    tune = validation_tables(seed + 1, ranges=ranges)
-    report = validation_tables(seed + 2, ranges=ranges)
+    regimes = datamodule.train_set.regimes
+    tune = validation_tables(seed + 1, ranges=ranges, regimes=regimes)
+    report = validation_tables(seed + 2, ranges=ranges, regimes=regimes)
     linker = TransformerLinker(net)
     th, scan = tune_threshold(linker, tune)
     linker.threshold = th
@@ -101,6 +105,7 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
             "pixel_size_nm": float(ranges["pixel_size_nm"]),
             "frame_time_s": float(ranges["frame_time_s"]),
             "training_ranges": {k: v for k, v in ranges.items()},
+            "training_regimes": regimes,
             "thresholds": {"threshold": th},
             "threshold_scan": scan,
             "tuning_split": f"{len(tune)} simulated tables of 30 frames from the training "

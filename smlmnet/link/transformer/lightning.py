@@ -69,7 +69,7 @@ class LinkingDataModule(StreamDataModule):
     Args:
         window, max_gap: W and G (must match the net). neighbours: cut-off and neighbours
         per frame (must match the net). batch_size, train_items, val_items,
-        num_workers, seed. target_tokens, max_tokens, ranges: see
+        num_workers, seed. target_tokens, max_tokens, ranges, regimes: see
         :class:`~smlmnet.link.transformer.targets.SimulatedLinkingDataset`.
     """
 
@@ -77,8 +77,14 @@ class LinkingDataModule(StreamDataModule):
                  batch_size: int = 16,
                  train_items: int = 4096, val_items: int = 256, num_workers: int = 1,
                  seed: int = 0, target_tokens=(64, 192), max_tokens: int = 256,
-                 ranges: dict | None = None) -> None:
+                 ranges: dict | None = None, regimes: list | None = None) -> None:
         super().__init__()
+        if regimes is not None:
+            from omegaconf import DictConfig, ListConfig, OmegaConf
+
+            if isinstance(regimes, (DictConfig, ListConfig)):
+                regimes = OmegaConf.to_container(regimes, resolve=True)
+            regimes = [dict(r) for r in regimes]
         if ranges is not None:
             from omegaconf import DictConfig, OmegaConf
 
@@ -95,7 +101,7 @@ class LinkingDataModule(StreamDataModule):
         self.save_hyperparameters()
         common = dict(window=window, max_gap=max_gap, neighbours=neighbours,
                       target_tokens=target_tokens,
-                      max_tokens=max_tokens, ranges=ranges)
+                      max_tokens=max_tokens, ranges=ranges, regimes=regimes)
         self.train_set = SimulatedLinkingDataset(length=train_items, seed=seed, **common)
         self.val_set = SimulatedLinkingDataset(length=val_items, seed=seed + 1, **common)
         self.test_set = SimulatedLinkingDataset(length=val_items, seed=seed + 2, **common)

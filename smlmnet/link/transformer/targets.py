@@ -52,6 +52,53 @@ DEFAULT_RANGES = {
 }
 
 
+#: named regimes of the training mixture (range overrides). ``persistent``: tracks that last
+#: the whole movie, do not blink and come with (almost) no false positives (quantum dots,
+#: bright stable dyes, AnDi-style fields); under DEFAULT_RANGES alone such windows are rare
+#: (lifetime, blinking and false positives would all have to be drawn near their ends), so
+#: the network's prior says "tracks end"
+REGIMES = {
+    "persistent": {"lifetime_frames": [300.0, 3000.0], "blink_on_frames": [1000.0, 10000.0],
+                   "false_positive_fraction": [0.0, 0.01]},
+}
+
+
+def regime_overrides(regime: dict) -> dict:
+    """The range overrides of one ``regimes`` entry (its ``ranges``, else ``REGIMES[name]``)."""
+    name = regime.get("name")
+    over = regime.get("ranges")
+    if over is None:
+        if name not in REGIMES:
+            raise ValueError(f"unknown regime {name!r}: give its ranges or one of "
+                             f"{sorted(REGIMES)}")
+        over = REGIMES[name]
+    unknown = set(over) - set(DEFAULT_RANGES)
+    if unknown:
+        raise ValueError(f"regime {name!r}: unknown ranges {sorted(unknown)}")
+    return dict(over)
+
+
+def regime_ranges(rng: np.random.Generator, ranges: dict,
+                  regimes: list[dict] | None) -> dict:
+    """The ranges of one training item: ``ranges``, or with probability ``probability`` one
+    regime's overrides on top of them (``regimes``: ``[{"name", "probability", "ranges"}]``,
+    probabilities summing to ≤ 1; ``ranges`` defaults to :data:`REGIMES` ``[name]``). Draws
+    from ``rng`` only when there are regimes, so a configuration without them keeps its item
+    stream."""
+    if not regimes:
+        return ranges
+    total = sum(float(r["probability"]) for r in regimes)
+    if not 0 <= total <= 1 + 1e-9:
+        raise ValueError(f"regime probabilities must sum to at most 1; got {total}")
+    overrides = [regime_overrides(r) for r in regimes]   # every entry checked, drawn or not
+    u, acc = float(rng.random()), 0.0
+    for r, over in zip(regimes, overrides):
+        acc += float(r["probability"])
+        if u < acc:
+            return {**ranges, **over}
+    return ranges
+
+
 def localization_precision_nm(photons: np.ndarray, psf_sigma_nm: float, bg_per_px: float,
                               pixel_nm: float = 100.0) -> np.ndarray:
     """Per-axis localization precision (nm) of a Gaussian spot with ``photons`` photons on a
@@ -217,7 +264,8 @@ class SimulatedLinkingDataset(IterableDataset):
         target_tokens: ``[lo, hi]`` localizations per window (the patch side follows from the
             drawn density); max_tokens: hard cap (extra rows are dropped at random before the
             labels are computed, which looks like missed detections).
-        ranges: overrides of :data:`DEFAULT_RANGES`.
+        ranges: overrides of :data:`DEFAULT_RANGES`. regimes: a mixture of named range
+            overrides (:func:`regime_ranges`, e.g. :data:`PERSISTENT_REGIME`).
         shift_nm: the window's coordinate origin is moved by a uniform draw in ± this.
 
     Each item: ``xy`` ``(N, 2)`` float32 nm relative to the patch centre, ``frame`` ``(N,)``
@@ -228,7 +276,7 @@ class SimulatedLinkingDataset(IterableDataset):
     def __init__(self, window: int = 8, max_gap: int = 3, neighbours: dict | None = None,
                  length: int | None = 1024, seed: int = 0, target_tokens=(64, 192),
                  max_tokens: int = 256, ranges: dict | None = None,
-                 shift_nm: float = 10000.0) -> None:
+                 shift_nm: float = 10000.0, regimes: list[dict] | None = None) -> None:
         super().__init__()
         self.shift_nm = float(shift_nm)
         self.window, self.max_gap = int(window), int(max_gap)
@@ -237,6 +285,8 @@ class SimulatedLinkingDataset(IterableDataset):
         self.target_tokens = (int(target_tokens[0]), int(target_tokens[1]))
         self.max_tokens = int(max_tokens)
         self.ranges = {**DEFAULT_RANGES, **(dict(ranges) if ranges else {})}
+        self.regimes = [{"name": r.get("name"), "probability": float(r["probability"]),
+                         "ranges": regime_overrides(r)} for r in (regimes or [])]
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -252,10 +302,11 @@ class SimulatedLinkingDataset(IterableDataset):
         s = item_seed(self.seed, self.epoch, index)
         rng = np.random.default_rng(s)
         W = self.window
-        rho = float(_loguniform(rng, *self.ranges["density_on_per_um2"]))
+        ranges = regime_ranges(rng, self.ranges, self.regimes)
+        rho = float(_loguniform(rng, *ranges["density_on_per_um2"]))
         tokens = rng.uniform(*self.target_tokens)
         side = float(np.clip(np.sqrt(tokens / (rho * W)), 2.0, 60.0))
-        df = simulate_table(rng, W, side, rho, ranges=self.ranges)
+        df = simulate_table(rng, W, side, rho, ranges=ranges)
         if len(df) > self.max_tokens:
             keep = np.sort(rng.choice(len(df), self.max_tokens, replace=False))
             df = df.iloc[keep].reset_index(drop=True)
