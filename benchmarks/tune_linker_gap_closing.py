@@ -1,34 +1,30 @@
-"""Tune the transformer linker's decoding threshold and gap closing on TUNING data only.
+"""Tune the transformer linker's decoding threshold and gap closing on TUNING data only, and
+compare linker model folders on the same tables.
 
 Data: the linking benchmark's grid at its tuning seed (``grid.tuning_seed``, 1000) and
 andi-datasets' AnDi 2 fields of seed 2999 (benchmarks/external/make_andi2_linking_fields.py),
-observed as ``benchmark=linking_external`` observes them. Each value is the variant's PTC α
-minus the LAP's best α over the benchmark's search grid on the same table. The benchmarks
-report other seeds (1–5 and 2001–2005). Writes
-``benchmarks/results/linker_tuning/tune_linker_gap_closing.csv``.
+observed as ``benchmark=linking_external`` observes them. Each value is a setting's PTC α
+minus the LAP's best α over the benchmark's search grid on the same table. The network runs
+once per model and table; every (threshold, gap-closing crowding, shortest closed gap)
+setting decodes those edges (gap closing as in the model folder otherwise). The benchmarks
+report other seeds (1–5 and 2001–2005). Writes ``benchmarks/results/linker_tuning/``
+``tune_linker_gap_closing.csv`` (one row per table × model × setting) and its summary (mean
+and worst Δα per part: grid, andi).
 
-    python benchmarks/tune_linker_gap_closing.py     # ~4 min on 2 CPU cores
+    python benchmarks/tune_linker_gap_closing.py                     # ~4 min on 2 CPU cores
+    python benchmarks/tune_linker_gap_closing.py --models linker_transformer my_linker
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pandas as pd
 
-#: label → TransformerLinker overrides
-VARIANTS = {
-    "v2 (0.2, G, .03)": dict(threshold=0.2, close_gaps_min_gap=None, close_gaps_crowding=0.03),
-    "0.2 mg0 .3": dict(threshold=0.2, close_gaps_min_gap=0, close_gaps_crowding=0.3),
-    "0.2 mg0 .1": dict(threshold=0.2, close_gaps_min_gap=0, close_gaps_crowding=0.1),
-    "0.1 mg0 .3": dict(threshold=0.1, close_gaps_min_gap=0, close_gaps_crowding=0.3),
-    "0.1 G .03": dict(threshold=0.1, close_gaps_min_gap=None, close_gaps_crowding=0.03),
-    "0.15 mg0 .1": dict(threshold=0.15, close_gaps_min_gap=0, close_gaps_crowding=0.1),
-    "0.3 mg0 .3": dict(threshold=0.3, close_gaps_min_gap=0, close_gaps_crowding=0.3),
-}
 
-
-def main() -> int:
+def main(argv=None) -> int:
+    import numpy as np
     import torch
     from omegaconf import OmegaConf
 
@@ -39,54 +35,78 @@ def main() -> int:
     from smlmnet.metrics.tracking import tracking_metrics
     from smlmnet.models import registry
 
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", nargs="+", default=["linker_transformer"],
+                   help="shipped names or model folders")
+    p.add_argument("--thresholds", nargs="+", type=float,
+                   default=[0.02, 0.05, 0.1, 0.2, 0.3, 0.4])
+    p.add_argument("--crowding", nargs="+", type=float, default=[0.1, 0.3, 1.0])
+    p.add_argument("--min-gap", nargs="+", default=["0"],
+                   help="gap closing's shortest gap: frames, or G (the network's max gap)")
+    p.add_argument("--out", default="benchmarks/results/linker_tuning")
+    args = p.parse_args(argv)
+
     torch.set_num_threads(1)
     g = OmegaConf.load("configs/benchmark/linking.yaml").grid
     ext = OmegaConf.load("configs/benchmark/linking_external.yaml")
-    linkers = {k: registry.load("linker_transformer", **v) for k, v in VARIANTS.items()}
+    linkers = {m: registry.load(m) for m in args.models}
     gate = OmegaConf.load("configs/benchmark/linking.yaml").gate_px * float(g.pixel_size_nm)
 
-    def split(tab):
-        drop = [c for c in (C.TRACK_ID, "state") if c in tab]
-        return tab[tab[C.TRACK_ID] >= 0], tab.drop(columns=drop)
-
-    def alpha(truth, est):
+    def alpha(truth, labels, locs):
+        est = locs.copy()
+        est[C.TRACK_ID] = labels
         return tracking_metrics(truth, est, gate)["alpha"]
 
     rows = []
 
-    def score(name, tab, radii, gaps):
-        truth, locs = split(tab)
-        lap = max(alpha(truth, LAPLinker(float(r), int(gp)).link(locs))
+    def score(part, name, tab, radii, gaps):
+        truth = tab[tab[C.TRACK_ID] >= 0]
+        locs = tab.drop(columns=[c for c in (C.TRACK_ID, "state") if c in tab])
+        locs = locs.reset_index(drop=True)
+        lap = max(tracking_metrics(truth, LAPLinker(float(r), int(gp)).link(locs), gate)["alpha"]
                   for r in radii for gp in gaps)
-        row = {"case": name, "LAP": lap}
-        for label, linker in linkers.items():
-            row[label] = alpha(truth, linker.link(locs.copy())) - lap
-        rows.append(row)
-        print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()},
-              flush=True)
+        fr = locs[C.FRAME].to_numpy(np.int64)
+        xy = locs[[C.X_NM, C.Y_NM]].to_numpy(float)
+        for model, linker in linkers.items():
+            edges = linker.edge_probabilities(locs, keep_above=min(args.thresholds) / 2)
+            shipped = linker.close_gaps_crowding, linker.close_gaps_min_gap
+            for th in args.thresholds:
+                labels = linker.tracks_from_edges(len(locs), edges, threshold=th)
+                for lam in args.crowding:
+                    for mg in args.min_gap:
+                        linker.close_gaps_crowding = lam
+                        linker.close_gaps_min_gap = None if mg == "G" else int(mg)
+                        joined = (linker.close_gaps(fr, xy, labels)
+                                  if linker.close_gaps_frames > 0 else labels)
+                        rows.append({"part": part, "case": name, "LAP": lap, "model": model,
+                                     "threshold": th, "crowding": lam, "min gap": mg,
+                                     "Δα vs LAP": alpha(truth, joined, locs) - lap})
+            linker.close_gaps_crowding, linker.close_gaps_min_gap = shipped
+        print(part, name, f"LAP {lap:.3f}", flush=True)
 
     cells = [(float(rho), float(D), "brownian") for rho in g.densities for D in g.D_um2_s]
     for motion, rhos in (g.get("extra_cells") or {}).items():
         D_eff = mean_state_D(OmegaConf.to_container(g.motions[motion], resolve=True))
         cells += [(float(rho), D_eff, motion) for rho in rhos]
     for rho, D, motion in cells:
-        score(f"grid {motion} {rho} {D:.2f}", grid_table(g, rho, D, int(g.tuning_seed), motion),
-              g.search_radius_nm, g.max_gap)
+        score("grid", f"{motion} {rho} {D:.2f}",
+              grid_table(g, rho, D, int(g.tuning_seed), motion), g.search_radius_nm, g.max_gap)
     for model in ("single_state", "multi_state", "immobile_traps", "dimerization",
                   "confinement"):
         for n in (100, 300):
             truth = read_field(Path(ext.fields_root) / f"{model}_n{n}_s2999.csv",
                                float(ext.observation.pixel_size_nm))
-            score(f"andi {model} {n}", observe_field(truth, ext.observation, 2999),
+            score("andi", f"{model} {n}", observe_field(truth, ext.observation, 2999),
                   ext.lap_search_radius_nm, ext.lap_max_gap)
     table = pd.DataFrame(rows)
-    out = Path("benchmarks/results/linker_tuning")
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "tune_linker_gap_closing.csv", index=False)
-    d = table.drop(columns=["case", "LAP"])
-    for part in ("grid", "andi"):
-        sel = table["case"].str.startswith(part)
-        print(f"mean Δα vs LAP, {part}:", d[sel].mean().round(4).to_dict())
+    summary = (table.groupby(["model", "threshold", "crowding", "min gap", "part"])["Δα vs LAP"]
+               .agg(["mean", "min"]).unstack("part").round(4))
+    summary.to_csv(out / "tune_linker_gap_closing_summary.csv")
+    with pd.option_context("display.width", 200, "display.max_rows", 500):
+        print(summary)
     return 0
 
 

@@ -256,3 +256,31 @@ def test_analyze_pixel_diffusion_adds_columns_and_a_map(micro_model, tmp_path):
     dmap = np.load(out / "diffusivity_map.npy")
     assert dmap.shape == (3, 3) and np.isfinite(dmap).any()
     assert (out / "diffusivity_map.png").stat().st_size > 0
+
+
+def test_feature_dropout_hides_the_features_of_a_share_of_tubelets_in_training_only():
+    """``feature_dropout=p``: in training, a tubelet's output does not depend on its
+    localization features with probability p (400 tubelets: the share within 4 binomial
+    standard deviations, ±0.092 at p 0.3); in evaluation every tubelet uses them; p 0 adds no
+    parameter (older weights load)."""
+    assert "no_features" not in dict(MICRO_NETS["mivit_factorized"]().named_parameters())
+    torch.manual_seed(0)
+    net = MiViT(frames=8, dim=16, heads=2, depth_space=1, depth_time=1, feature_dropout=0.3)
+    with torch.no_grad():              # the heads start at zero: give every input a say
+        for prm in net.parameters():
+            prm.add_(0.1 * torch.randn_like(prm))
+    b = _batch(n=400, seed=1)
+    other = dict(b, features=b["features"] + torch.randn_like(b["features"]))
+
+    def same_share(mode):
+        net.train(mode)
+        torch.manual_seed(7)
+        a = net_forward(net, b)["log_d"]
+        torch.manual_seed(7)
+        c = net_forward(net, other)["log_d"]
+        return float(torch.isclose(a, c, atol=1e-6, rtol=0).float().mean())
+
+    assert abs(same_share(True) - 0.3) < 4 * np.sqrt(0.3 * 0.7 / 400)
+    assert same_share(False) == 0.0
+    with pytest.raises(ValueError, match="feature_dropout"):
+        MiViT(frames=8, dim=16, heads=2, depth_space=1, depth_time=1, feature_dropout=1.0)

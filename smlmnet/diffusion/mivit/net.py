@@ -93,12 +93,17 @@ class MiViT(nn.Module):
         attention: ``factorized`` | ``joint``. use_features: give the localization features
             to the frame tokens (False: pixels only, to measure what the displacements add).
         drop_path: stochastic depth.
+        feature_dropout: in training, the share of tubelets whose localization features are
+            replaced by a learned "no features" embedding (modality dropout: the pixel pathway
+            has to read D on its own instead of leaning on the displacements; 0: off, and no
+            extra parameter, so older weights load unchanged).
     """
 
     def __init__(self, frames: int = 16, size: int = 15, spatial_patch: int = 5,
                  dim: int = 64, heads: int = 4, depth_space: int = 2, depth_time: int = 2,
                  mlp_ratio: float = 2.0, attention: str = "factorized",
-                 use_features: bool = True, drop_path: float = 0.0):
+                 use_features: bool = True, drop_path: float = 0.0,
+                 feature_dropout: float = 0.0):
         super().__init__()
         if attention not in ("factorized", "joint"):
             raise ValueError(f"attention must be factorized or joint; got {attention!r}")
@@ -106,7 +111,14 @@ class MiViT(nn.Module):
                             heads=heads, depth_space=depth_space, depth_time=depth_time,
                             mlp_ratio=mlp_ratio, attention=attention,
                             use_features=use_features, drop_path=drop_path)
+        if feature_dropout:
+            self._config["feature_dropout"] = float(feature_dropout)
+        if not 0 <= feature_dropout < 1:
+            raise ValueError(f"feature_dropout must lie in [0, 1); got {feature_dropout}")
         self.frames, self.attention, self.use_features = frames, attention, use_features
+        self.feature_dropout = float(feature_dropout)
+        if self.feature_dropout:
+            self.no_features = nn.Parameter(torch.zeros(1, 1, dim))
         self.spatial = _SpatialEncoder(size, spatial_patch, dim)
         self.feat_embed = nn.Linear(N_FEATURES, dim)
         self.frame_token = nn.Parameter(torch.zeros(1, 1, dim))
@@ -133,7 +145,11 @@ class MiViT(nn.Module):
         pix = self.spatial(x.reshape(B * T, K, K))  # (B·T, N, dim)
         N, dim = pix.shape[1], pix.shape[2]
         feats = features if self.use_features else torch.zeros_like(features)
-        ftok = self.frame_token + self.feat_embed(feats) + self.time_pos[:, :T]  # (B, T, dim)
+        femb = self.feat_embed(feats)
+        if self.feature_dropout and self.training:
+            drop = torch.rand(B, 1, 1, device=x.device) < self.feature_dropout
+            femb = torch.where(drop, self.no_features.expand(B, T, -1), femb)
+        ftok = self.frame_token + femb + self.time_pos[:, :T]  # (B, T, dim)
         ctok = self.cond_embed(cond)[:, None]  # (B, 1, dim)
         if self.attention == "factorized":
             h = torch.cat([ftok.reshape(B * T, 1, dim), pix], dim=1)
