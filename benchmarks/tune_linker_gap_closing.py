@@ -32,6 +32,7 @@ def main(argv=None) -> int:
     from smlmnet.evaluation.linking import grid_table, mean_state_D
     from smlmnet.evaluation.linking_external import observe_field, read_field
     from smlmnet.link import LAPLinker
+    from smlmnet.link.transformer.infer import birth_share
     from smlmnet.metrics.tracking import tracking_metrics
     from smlmnet.models import registry
 
@@ -43,6 +44,9 @@ def main(argv=None) -> int:
     p.add_argument("--crowding", nargs="+", type=float, default=[0.1, 0.3, 1.0])
     p.add_argument("--min-gap", nargs="+", default=["0"],
                    help="gap closing's shortest gap: frames, or G (the network's max gap)")
+    p.add_argument("--adaptive", nargs="*", type=float, default=[],
+                   help="also decode with the adaptive threshold clip(k · birth share, lowest "
+                        "--thresholds, highest) for each k given")
     p.add_argument("--out", default="benchmarks/results/linker_tuning")
     args = p.parse_args(argv)
 
@@ -70,7 +74,11 @@ def main(argv=None) -> int:
         for model, linker in linkers.items():
             edges = linker.edge_probabilities(locs, keep_above=min(args.thresholds) / 2)
             shipped = linker.close_gaps_crowding, linker.close_gaps_min_gap
-            for th in args.thresholds:
+            births = birth_share(fr, edges, linker.net.max_gap)
+            settings = [(th, th) for th in args.thresholds] + [
+                (f"auto {k:g}", float(np.clip(k * births, min(args.thresholds),
+                                              max(args.thresholds)))) for k in args.adaptive]
+            for label, th in settings:
                 labels = linker.tracks_from_edges(len(locs), edges, threshold=th)
                 for lam in args.crowding:
                     for mg in args.min_gap:
@@ -79,7 +87,8 @@ def main(argv=None) -> int:
                         joined = (linker.close_gaps(fr, xy, labels)
                                   if linker.close_gaps_frames > 0 else labels)
                         rows.append({"part": part, "case": name, "LAP": lap, "model": model,
-                                     "threshold": th, "crowding": lam, "min gap": mg,
+                                     "threshold": label, "used threshold": th,
+                                     "birth share": births, "crowding": lam, "min gap": mg,
                                      "Δα vs LAP": alpha(truth, joined, locs) - lap})
             linker.close_gaps_crowding, linker.close_gaps_min_gap = shipped
         print(part, name, f"LAP {lap:.3f}", flush=True)
@@ -102,6 +111,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "tune_linker_gap_closing.csv", index=False)
+    table["threshold"] = table["threshold"].astype(str)
     summary = (table.groupby(["model", "threshold", "crowding", "min gap", "part"])["Δα vs LAP"]
                .agg(["mean", "min"]).unstack("part").round(4))
     summary.to_csv(out / "tune_linker_gap_closing_summary.csv")

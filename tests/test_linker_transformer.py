@@ -392,3 +392,35 @@ def test_regime_mixture_draws_its_share_and_keeps_the_stream_without_regimes():
     # ≥ 300-frame life (≈ 1 %) or a crossing of the field's edge; 0.15 is > 3 binomial sds
     inside = spans[(spans["min"] > 0) & (spans["max"] < 11)]
     assert len(inside) <= 0.15 * len(spans)
+
+
+def test_birth_share_and_the_adaptive_threshold_follow_the_movie():
+    """The birth share counts localizations (away from the movie's ends) whose incoming edge
+    probabilities sum below 0.5; the adaptive threshold is clip(k · share, min, max) and the
+    decoding uses it; bad settings get clear errors."""
+    from smlmnet.link.transformer.infer import birth_share
+
+    frames = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4])
+    edges = pd.DataFrame({"i": [0, 2, 4, 6, 3], "j": [2, 4, 6, 8, 5],
+                          "p": [0.9, 0.8, 0.3, 0.9, 0.2]})
+    # inner rows (frames 1..3 for G = 1): 2, 3, 4, 5, 6, 7; sums 0.9, 0, 0.8, 0.2, 0.3, 0
+    assert birth_share(frames, edges, 1) == pytest.approx(4 / 6)
+
+    linker = TransformerLinker(tiny_net(), threshold=0.3,
+                               adaptive_threshold={"per_birth_share": 2.0, "min": 0.02,
+                                                   "max": 0.4})
+    locs = small_table().drop(columns=[C.TRACK_ID])
+    out = linker.link(locs)
+    b = linker.last_birth_share
+    assert 0 <= b <= 1
+    assert linker.last_threshold == pytest.approx(float(np.clip(2 * b, 0.02, 0.4)))
+    edges = linker.edge_probabilities(out.drop(columns=[C.TRACK_ID]), keep_above=0.01)
+    expect = linker.tracks_from_edges(len(out), edges, threshold=linker.last_threshold)
+    linker.close_gaps_frames = 0
+    again = linker.link(locs)[C.TRACK_ID].to_numpy()
+    same = pd.crosstab(again, expect)                 # identical partitions up to labels
+    assert ((same > 0).sum(1) == 1).all() and ((same > 0).sum(0) == 1).all()
+    for bad in ({"per_birth_share": 2.0, "min": 0.5, "max": 0.4},
+                {"per_birth_share": 0.0, "min": 0.02, "max": 0.4}, {"min": 0.02}):
+        with pytest.raises(ValueError, match="adaptive_threshold"):
+            TransformerLinker(tiny_net(), adaptive_threshold=bad)

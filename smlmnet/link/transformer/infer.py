@@ -120,6 +120,14 @@ class TransformerLinker(Linker):
             (default ``G``: only gaps longer than the network's edges; 0 also re-joins track
             pieces the network left apart across 1…G frames, e.g. a link it found ambiguous
             that no other track took).
+        adaptive_threshold: ``{"per_birth_share": k, "min": lo, "max": hi}`` or ``None``:
+            the decoding threshold of each movie becomes ``clip(k · b, lo, hi)``, with ``b``
+            the movie's *birth share*, the share of its localizations (away from the first
+            and last ``G`` frames) whose incoming edge probabilities sum below 0.5, i.e. that
+            the network itself gives no parent (track starts, false positives, returns from
+            longer dark periods). The no-link cost then follows the movie's own rate of
+            births and ends instead of the training mix's (``threshold`` is unused; the
+            last value is kept in ``last_threshold`` and ``last_birth_share``).
         device: torch device.
         info: the model folder's ``model.yaml`` (kept for provenance).
     """
@@ -131,9 +139,19 @@ class TransformerLinker(Linker):
                  min_prob: float = 1e-3, close_gaps_frames: int = 4,
                  close_gaps_cost: float = 3.0, close_gaps_crowding: float = 0.03,
                  close_gaps_min_gap: int | None = None, prefetch_tiles: int = 32,
+                 adaptive_threshold: dict | None = None,
                  device: str = "cpu", info: dict | None = None) -> None:
         if not 0 < threshold < 1:
             raise ValueError(f"threshold must lie in (0, 1); got {threshold}")
+        if adaptive_threshold is not None:
+            a = {k: float(v) for k, v in dict(adaptive_threshold).items()}
+            if set(a) != {"per_birth_share", "min", "max"} or not (
+                    0 < a["min"] <= a["max"] < 1 and a["per_birth_share"] > 0):
+                raise ValueError("adaptive_threshold needs per_birth_share > 0 and 0 < min <= "
+                                 f"max < 1; got {adaptive_threshold}")
+            adaptive_threshold = a
+        self.adaptive_threshold = adaptive_threshold
+        self.last_threshold = self.last_birth_share = None
         self.net = net.eval().to(device)
         W, G = net.window, net.max_gap
         max_stride = W - 2 * G + 1
@@ -305,11 +323,20 @@ class TransformerLinker(Linker):
         if len(out) == 0:
             out[C.TRACK_ID] = pd.Series(dtype="int64")
             return out
-        edges = self.edge_probabilities(out, keep_above=self.threshold)
-        labels = self.tracks_from_edges(len(out), edges)
+        frames = out[C.FRAME].to_numpy(np.int64)
+        if self.adaptive_threshold is None:
+            edges = self.edge_probabilities(out, keep_above=self.threshold)
+            th = self.threshold
+        else:
+            a = self.adaptive_threshold
+            edges = self.edge_probabilities(out, keep_above=a["min"] / 2)
+            self.last_birth_share = birth_share(frames, edges, self.net.max_gap)
+            th = float(np.clip(a["per_birth_share"] * self.last_birth_share, a["min"], a["max"]))
+            edges = edges[edges["p"] > th]
+        self.last_threshold = th
+        labels = self.tracks_from_edges(len(out), edges, threshold=th)
         if self.close_gaps_frames > 0:
-            labels = self.close_gaps(out[C.FRAME].to_numpy(np.int64),
-                                     out[[C.X_NM, C.Y_NM]].to_numpy(float), labels)
+            labels = self.close_gaps(frames, out[[C.X_NM, C.Y_NM]].to_numpy(float), labels)
         out[C.TRACK_ID] = labels
         return out
 
@@ -356,6 +383,20 @@ class TransformerLinker(Linker):
         return merged[inv].astype(np.int64)
 
 
+def birth_share(frames: np.ndarray, edges: pd.DataFrame, max_gap: int) -> float:
+    """Share of the localizations at least ``max_gap`` frames from both ends of the movie
+    whose incoming edge probabilities (``edges``: columns ``i``, ``j``, ``p``) sum below 0.5:
+    the network's own count of track starts and false positives per localization."""
+    frames = np.asarray(frames, np.int64)
+    incoming = np.bincount(edges["j"].to_numpy(np.int64), weights=edges["p"].to_numpy(float),
+                           minlength=frames.size)
+    inner = (frames >= frames.min() + max_gap) & (frames <= frames.max() - max_gap) if (
+        frames.size) else frames.astype(bool)
+    if not inner.any():
+        inner = np.ones(frames.size, bool)
+    return float((incoming[inner] < 0.5).mean()) if frames.size else 0.0
+
+
 def _gap_candidates(end_frame, start_frame, end_xy, start_xy, radius, min_gap: int,
                     max_gap: int) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (track A's end → track B's start) with ``min_gap < Δframe ≤ max_gap`` and the
@@ -392,7 +433,9 @@ def load_linker(folder: Path, info: dict, device: str = "cpu", **kwargs) -> Tran
 
     net = build_net(info["net"])
     net.load_state_dict(load_weights(Path(folder), info, device))
-    kwargs.setdefault("threshold", float((info.get("thresholds") or {}).get("threshold", 0.5)))
+    thresholds = info.get("thresholds") or {}
+    kwargs.setdefault("threshold", float(thresholds.get("threshold", 0.5)))
+    kwargs.setdefault("adaptive_threshold", thresholds.get("adaptive"))
     for key, value in (info.get("gap_closing") or {}).items():
         kwargs.setdefault(f"close_gaps_{key}", value)
     return TransformerLinker(net, device=device, info=info, **kwargs)
