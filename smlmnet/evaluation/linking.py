@@ -279,9 +279,10 @@ def run(cfg, out_dir) -> pd.DataFrame:
             f"{int(g.first_seed) + int(g.seeds) - 1}; the LAP tuned per cell "
             f"(best α over search radius {list(g.search_radius_nm)} nm × max gap "
             f"{list(g.max_gap)}) on seed {g.tuning_seed}, nearest neighbour and peers with the "
-            "LAP's settings; the learned linker uses the threshold stored in its model folder "
-            "(tuned on its own validation tables) and its tracklet gap-closing defaults "
-            "(chosen on this grid's tuning seed), never these seeds. D rel. error: median "
+            "LAP's settings; the learned linker uses the decoding threshold of its model "
+            "folder (fixed, or adaptive per movie; both chosen on tuning data: its card) and "
+            "its tracklet gap-closing defaults (chosen on this grid's tuning seed), never "
+            "these seeds. D rel. error: median "
             f"|D̂ − D|/D of the MLE over ≤ 30 random tracks of ≥ {g.min_track_points} points. "
             f"'high density × D' (goal +0.05 α) means density × D ≥ {g.high_density_x_D}.")
         if not len(table):
