@@ -301,18 +301,21 @@ def test_gap_candidates_match_brute_force():
     np.testing.assert_array_equal(B, eb)
 
 
-def test_prefetched_neighbour_tables_give_the_same_edges(shipped):
-    """Neighbour tables built ahead in a thread (the default) change nothing: the same edges
-    and probabilities as the plain loop, on a table spanning many windows and batches."""
+def test_prefetched_tables_and_parallel_batches_give_the_same_edges(shipped):
+    """Neighbour tables built ahead in a thread and network batches run in parallel worker
+    threads (the defaults) change nothing: bit-identical edges and probabilities to the plain
+    loop, on a table spanning many windows and batches."""
     rng = np.random.default_rng(11)
     locs = simulate_table(rng, 40, 8.0, 0.8, motions=[{"model": "brownian", "D_um2_s": 0.5}]
                           ).drop(columns=C.TRACK_ID)
-    linker = TransformerLinker(shipped.net, batch_tokens=256, prefetch_tiles=4)
+    linker = TransformerLinker(shipped.net, batch_tokens=256, prefetch_tiles=4, workers=3)
     a = linker.edge_probabilities(locs)
-    linker.prefetch_tiles = 0
+    linker.prefetch_tiles, linker.workers = 0, 1
     b = linker.edge_probabilities(locs)
     assert len(a) > 100
     pd.testing.assert_frame_equal(a, b)
+    with pytest.raises(ValueError, match="workers"):
+        TransformerLinker(shipped.net, workers=0)
 
 
 def test_prefetch_keeps_order_raises_producer_errors_and_stops_early():

@@ -17,6 +17,9 @@ and an edge may bridge up to ``G − 1`` missing frames (gap edges).
 from __future__ import annotations
 
 import logging
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +110,12 @@ class TransformerLinker(Linker):
         prefetch_tiles: neighbour tables built ahead in a background thread (0: none; the
             edges are the same either way), so KD-tree queries overlap with the network on
             a second core.
+        workers: batches run through the network at once, each in its own thread with
+            torch's intra-op thread count (``None``: the CPUs this process may use divided
+            by ``torch.get_num_threads()``, at most 4; 1: the plain loop). Torch releases the
+            GIL inside its kernels, so on 2 cores with 1 torch thread two workers link about
+            1.3–1.6× faster. Batches are averaged in submission order, so the edges are
+            identical for any value.
         close_gaps_frames: after the assignment, a track end and a track start that are
             ``G + 1`` to ``G + close_gaps_frames`` frames apart may be joined (longer dark
             periods than the network's gap edges; 0 disables): cost ``d² / (Δt · s²)`` with
@@ -139,7 +148,7 @@ class TransformerLinker(Linker):
                  min_prob: float = 1e-3, close_gaps_frames: int = 4,
                  close_gaps_cost: float = 3.0, close_gaps_crowding: float = 0.03,
                  close_gaps_min_gap: int | None = None, prefetch_tiles: int = 32,
-                 adaptive_threshold: dict | None = None,
+                 adaptive_threshold: dict | None = None, workers: int | None = None,
                  device: str = "cpu", info: dict | None = None) -> None:
         if not 0 < threshold < 1:
             raise ValueError(f"threshold must lie in (0, 1); got {threshold}")
@@ -166,6 +175,9 @@ class TransformerLinker(Linker):
         self.batch_tokens = int(batch_tokens)
         self.min_prob = float(min_prob)
         self.prefetch_tiles = int(prefetch_tiles)
+        if workers is not None and int(workers) < 1:
+            raise ValueError(f"workers must be >= 1 or None; got {workers}")
+        self.workers = None if workers is None else int(workers)
         self.close_gaps_frames = int(close_gaps_frames)
         self.close_gaps_cost = float(close_gaps_cost)
         self.close_gaps_crowding = float(close_gaps_crowding)
@@ -206,9 +218,19 @@ class TransformerLinker(Linker):
                 sel = np.flatnonzero(inside)
                 yield rows[sel], core[sel], np.array([x0 + c / 2, y0 + c / 2])
 
+    def n_workers(self) -> int:
+        """Network batches in flight at once (see ``workers``)."""
+        if self.workers is not None:
+            return self.workers
+        if self.device != "cpu":
+            return 1
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+        return max(1, min(4, cpus // max(1, torch.get_num_threads())))
+
     @torch.inference_mode()
-    def _run_batch(self, tiles, frames, xy, ph, sig, first_last, out):
-        """Run tiles (flattened, neighbour tables shifted) through the net; append
+    def _run_batch(self, tiles, frames, xy, ph, sig, first_last):
+        """Run tiles (flattened, neighbour tables shifted) through the net; return
         (i, j, p) of the edges whose child is in the tile's core and whose window sees both
         ends' competitors."""
         W, G = self.net.window, self.net.max_gap
@@ -228,7 +250,7 @@ class TransformerLinker(Linker):
         ok = core[lj] & (prob >= self.min_prob)
         ok &= (tj - G >= w) | (w == first_last[0])
         ok &= (ti + G <= w + W - 1) | (w == first_last[1])
-        out.append((rows[li[ok]], rows[lj[ok]], prob[ok]))
+        return rows[li[ok]], rows[lj[ok]], prob[ok]
 
     def _n_valid_windows(self, starts: np.ndarray, ti: np.ndarray, tj: np.ndarray) -> np.ndarray:
         """Number of windows that score edge (t_i, t_j) with full context."""
@@ -274,13 +296,27 @@ class TransformerLinker(Linker):
         bounds = np.searchsorted(frames, np.stack([starts, starts + W]), "left")
         nb_kwargs = self.net.neighbour_kwargs()
         open_edges, final, pending, pending_tokens = [], [], [], 0
+        in_flight: deque = deque()        # (future, next_start), in submission order
+        workers = self.n_workers()
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="smlmnet-linker") if (
+            workers > 1) else None
 
-        def flush(next_start):
-            self._run_batch(pending, frames, xy, ph, sig, first_last, open_edges)
+        def collect(result, next_start):
+            open_edges.append(result)
             done, keep = _average_final(open_edges, frames, n, next_start, starts,
                                         self._n_valid_windows, keep_above)
             final.append(done)
             open_edges[:] = keep
+
+        def flush(batch, next_start):
+            args = (batch, frames, xy, ph, sig, first_last)
+            if pool is None:
+                collect(self._run_batch(*args), next_start)
+                return
+            in_flight.append((pool.submit(self._run_batch, *args), next_start))
+            while len(in_flight) > workers:
+                future, start = in_flight.popleft()
+                collect(future.result(), start)
 
         def tiles():          # (rows, core, centre, window start, neighbour table)
             for w, a, b in zip(starts, bounds[0], bounds[1]):
@@ -290,15 +326,22 @@ class TransformerLinker(Linker):
                     nbr = window_neighbours(frames[rows] - w, xy[rows], **nb_kwargs)
                     yield rows, core, centre, int(w), nbr
 
-        # neighbour tables are built one batch ahead in a thread while the net runs
-        for tile in prefetch(tiles(), self.prefetch_tiles):
-            if pending and pending_tokens + tile[0].size > self.batch_tokens:
-                flush(tile[3])             # windows from this one on are still to come
-                pending, pending_tokens = [], 0
-            pending.append(tile)
-            pending_tokens += tile[0].size
-        if pending:
-            flush(np.iinfo(np.int64).max)
+        try:
+            # neighbour tables are built ahead in a thread while the net runs
+            for tile in prefetch(tiles(), self.prefetch_tiles):
+                if pending and pending_tokens + tile[0].size > self.batch_tokens:
+                    flush(pending, tile[3])    # windows from this one on are still to come
+                    pending, pending_tokens = [], 0
+                pending.append(tile)
+                pending_tokens += tile[0].size
+            if pending:
+                flush(pending, np.iinfo(np.int64).max)
+            while in_flight:
+                future, start = in_flight.popleft()
+                collect(future.result(), start)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         return _edge_frame(final, n)
 
     def tracks_from_edges(self, n: int, edges: pd.DataFrame, threshold: float | None = None,
