@@ -5,6 +5,7 @@ on ~10⁵ localizations."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 
@@ -227,6 +228,20 @@ def run_grid(cfg, linkers: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     return summary, pd.DataFrame(deltas), speed
 
 
+def torch_threads() -> int:
+    """torch's intra-op thread count now."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _worker_note(linkers: dict) -> str:
+    """Which linkers run network batches in parallel worker threads, and how many."""
+    parts = [f"{k} runs {v.n_workers()} network batches at once (worker threads)"
+             for k, v in linkers.items() if getattr(v, "n_workers", lambda: 1)() > 1]
+    return "; ".join(parts) or "every linker runs in one thread"
+
+
 def run(cfg, out_dir) -> pd.DataFrame:
     if cfg.get("torch_threads"):
         import torch
@@ -295,14 +310,19 @@ def run(cfg, out_dir) -> pd.DataFrame:
                                   cfg.scaling.detect_prob)
     big = big.sort_values(C.FRAME, kind="stable").reset_index(drop=True)
     srows = []
-    for name, linker in linkers.items():
-        if name in cfg.scaling.skip:
-            continue
+    timed = [(name, linker) for name, linker in linkers.items() if name not in cfg.scaling.skip]
+    for name, linker in list(timed):
+        if getattr(linker, "n_workers", lambda: 1)() > 1:     # the same linker, one worker
+            one = copy.copy(linker)
+            one.workers = 1
+            timed.append((f"{name} (1 worker)", one))
+    for name, linker in timed:
         t0 = time.perf_counter()
         tracks = linker.link(big.drop(columns=C.TRACK_ID))
         el = time.perf_counter() - t0
         m = tracking_metrics(big, tracks, cfg.gate_px * 100.0)
         srows.append({"linker": name, "localizations": len(big), "time [s]": el,
+                      "localizations/s": round(len(big) / el) if el > 0 else np.nan,
                       "alpha": m["alpha"], "JSC_theta": m["jsc_theta"]})
     scaling = pd.DataFrame(srows)
     if len(scaling):
@@ -328,7 +348,9 @@ def run(cfg, out_dir) -> pd.DataFrame:
         f"Scaling: {len(big)} synthetic localizations ({cfg.scaling.n_frames} frames, "
         f"Brownian tracks of {cfg.scaling.track_frames} frames appearing at random times, "
         f"{100 * (1 - cfg.scaling.detect_prob):.0f} % missed detections). "
-        f"Skipped there: {', '.join(cfg.scaling.skip) or 'none'}.",
+        f"Skipped there: {', '.join(cfg.scaling.skip) or 'none'}. Threads: torch "
+        f"{torch_threads()}; {_worker_note(linkers)}; the classical linkers and the peers "
+        "run in one thread. '(1 worker)': the same learned linker with workers=1, same run.",
     ]
     if cfg.get("grid") and cfg.grid.get("enabled", True):
         table = extra.pop("Grid: density × D with blinking (mean over seeds, ±95 % t-interval)")
