@@ -8,12 +8,18 @@
   Gaussian likelihood of the MA(1) displacement process of Brownian motion with localization
   noise and motion blur (the model of :class:`smlmnet.diffusion.estimators.MLE`, written
   here with a dense covariance so that it is differentiable and batched over tracks).
+  Scored on the displacements the network *saw*, its minimizer is each track's own MLE, so
+  it pulls a network towards the noisier per-track MLE on short tracks;
+  :func:`heldout_split` gives the held-out version: the network sees one half of each
+  track's frames and is scored on the displacements of the other half (Noise2Self-style), so
+  its minimizer is the best prediction of unseen steps, not a copy of the seen ones.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -42,24 +48,24 @@ def supervised_loss(out: dict, batch: dict, w_frame: float = 0.3, w_s2: float = 
             "s2_l1": s2, "abs_err": (out["log_d"] - y).abs().mean()}
 
 
-def physics_consistency_loss(log_d: torch.Tensor, log_s2: torch.Tensor, loc_px: torch.Tensor,
-                             mask: torch.Tensor, blur_R: torch.Tensor) -> torch.Tensor:
-    """Negative log-likelihood per displacement of the observed localizations.
+def displacement_nll(log_d: torch.Tensor, log_s2: torch.Tensor, loc_px: torch.Tensor,
+                     mask: torch.Tensor, blur_R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-track negative log-likelihood of the observed displacements (both dimensions).
 
     Per dimension the displacements Δ_n of a track are Gaussian with
     Var Δ = 2D(1 − 2R) + 2σ², Cov(Δ_n, Δ_{n+1}) = 2RD − σ², other covariances 0 (D in
     px²/frame, σ² in px², Δt = 1 frame).
 
     Args:
-        log_d, log_s2: ``(B,)`` predicted ln D_px and ln σ_loc². loc_px: ``(B, T, 2)``
+        log_d, log_s2: ``(B,)`` ln D_px and ln σ_loc². loc_px: ``(B, T, 2)``
         localizations (px). mask: ``(B, T)`` valid frames. blur_R: ``(B,)``.
     Returns:
-        scalar: −log L summed over tracks and dimensions / number of displacement
-        coordinates (tracks with < 2 valid frames contribute nothing).
+        ``(nll, k)``: ``(B,)`` −log L of each track and ``(B,)`` its number of valid
+        displacements (tracks with < 2 valid frames: 0 and 0).
     """
     B, T, _ = loc_px.shape
     if T < 2:
-        return log_d.sum() * 0.0
+        return log_d * 0.0, log_d.new_zeros(B)
     step_ok = mask[:, 1:] & mask[:, :-1]  # (B, T-1)
     disp = (loc_px[:, 1:] - loc_px[:, :-1]) * step_ok[..., None]
     D, s2 = torch.exp(log_d.clamp(-12, 8)), torch.exp(log_s2.clamp(-16, 8))
@@ -76,5 +82,37 @@ def physics_consistency_loss(log_d: torch.Tensor, log_s2: torch.Tensor, loc_px: 
     z = torch.linalg.solve_triangular(chol, disp, upper=False)  # (B, n, 2)
     logdet = 2 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(1)  # masked rows: 0
     k = step_ok.sum(1).to(disp.dtype)
-    nll = 0.5 * ((z**2).sum((1, 2)) + 2 * logdet + 2 * k * math.log(2 * math.pi))
+    return 0.5 * ((z**2).sum((1, 2)) + 2 * logdet + 2 * k * math.log(2 * math.pi)), k
+
+
+def heldout_split(mask, rng: np.random.Generator, min_seen: int = 4):
+    """Split each tubelet's valid frames into a *seen* and a *held-out* half.
+
+    Args:
+        mask: ``(B, T)`` bool valid frames. rng: draws which half is seen (first or last,
+            50 %). min_seen: tubelets whose seen half would have fewer valid frames are
+            dropped (``use`` False).
+    Returns:
+        ``(seen, held, use)``: ``(B, T)`` bool masks (disjoint, seen ∪ held = mask) and
+        ``(B,)`` bool. The held-out displacements are those between consecutive held-out
+        frames, so no displacement the network saw is scored.
+    """
+    mask = np.asarray(mask, bool)
+    rank = np.cumsum(mask, axis=1) - 1                 # index of each valid frame
+    n = mask.sum(1)
+    half = (n + 1) // 2
+    first = (rank < half[:, None]) & mask
+    take_first = rng.random(mask.shape[0]) < 0.5
+    seen = np.where(take_first[:, None], first, mask & ~first)
+    held = mask & ~seen
+    return seen, held, seen.sum(1) >= min_seen
+
+
+def physics_consistency_loss(log_d: torch.Tensor, log_s2: torch.Tensor, loc_px: torch.Tensor,
+                             mask: torch.Tensor, blur_R: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood per displacement coordinate of the observed localizations
+    under the predicted D and σ_loc (:func:`displacement_nll`; shapes there): −log L summed
+    over tracks and dimensions / number of displacement coordinates (tracks with < 2 valid
+    frames contribute nothing)."""
+    nll, k = displacement_nll(log_d, log_s2, loc_px, mask, blur_R)
     return nll.sum() / (2 * k.sum()).clamp(min=1)
