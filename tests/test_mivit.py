@@ -15,7 +15,12 @@ from smlmnet.data import contracts as C
 from smlmnet.data.contracts import Movie
 from smlmnet.diffusion.mivit.infer import PIXEL_D, PixelDiffusionEstimator
 from smlmnet.diffusion.mivit.lightning import net_forward
-from smlmnet.diffusion.mivit.loss import physics_consistency_loss, supervised_loss
+from smlmnet.diffusion.mivit.loss import (
+    displacement_nll,
+    heldout_split,
+    physics_consistency_loss,
+    supervised_loss,
+)
 from smlmnet.diffusion.mivit.net import MiViT, Pix2DCNN, SingleFrameViT
 from smlmnet.diffusion.mivit.targets import (
     TubeletSimulator,
@@ -93,6 +98,27 @@ def test_physics_consistency_loss_is_lowest_at_the_true_D():
     at = lambda dl: float(physics_consistency_loss(  # noqa: E731
         b["log_d"] + dl, b["log_s2"], b["loc_px"], b["mask"], b["blur_R"]))
     assert at(0.0) < at(-0.7) and at(0.0) < at(0.7)
+
+
+def test_heldout_split_is_disjoint_and_the_per_track_nll_sums_to_the_loss():
+    """The held-out split partitions each tubelet's valid frames into a seen and a held-out
+    half (never a shared displacement), either half seen; the per-track NLL is the loss's
+    summand."""
+    rng = np.random.default_rng(0)
+    mask = np.arange(16)[None, :] < rng.integers(4, 17, 200)[:, None]
+    seen, held, use = heldout_split(mask, rng, min_seen=4)
+    assert not (seen & held).any() and ((seen | held) == mask).all()
+    np.testing.assert_array_equal(use, seen.sum(1) >= 4)
+    assert (np.abs(seen.sum(1) - held.sum(1)) <= 1).all()
+    first_seen = seen[:, 0] & mask[:, 0]
+    assert 0.3 < first_seen.mean() < 0.7
+    # contiguous halves: a held-out displacement (two consecutive held frames) never
+    # touches a seen frame
+    assert (np.diff(seen.astype(int), axis=1) != 0).sum(1).max() <= 2
+    b = _batch(n=64, frames=8, seed=3)
+    nll, k = displacement_nll(b["log_d"], b["log_s2"], b["loc_px"], b["mask"], b["blur_R"])
+    torch.testing.assert_close(nll.sum() / (2 * k.sum()), physics_consistency_loss(
+        b["log_d"], b["log_s2"], b["loc_px"], b["mask"], b["blur_R"]))
 
 
 def test_self_supervised_loss_decreases_on_a_fixed_toy_batch():
