@@ -46,6 +46,7 @@ from smlmnet.diffusion.mivit.loss import (
     supervised_loss,
 )
 from smlmnet.diffusion.mivit.targets import TubeletSimulator, to_network_batch, tubelet_features
+from smlmnet.evaluation.andi1 import ci
 from smlmnet.evaluation.report import write_report
 from smlmnet.models.registry import load
 
@@ -89,13 +90,8 @@ def heldout_loss(net, sample: dict, rng: np.random.Generator) -> torch.Tensor:
 
 def _mean_ci(x) -> str:
     """'mean ± half-width of the 95 % t-interval' of paired differences over seeds."""
-    from scipy import stats
-
-    x = np.asarray(x, float)
-    if x.size < 2:
-        return f"{x.mean():+.4f}"
-    hw = stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
-    return f"{x.mean():+.4f} ± {hw:.4f}"
+    mean, hw = ci(x)
+    return f"{mean:+.4f} ± {hw:.4f}"
 
 
 #: parameter subsets the unlabeled adaptation may change (``--ssl-params``)
@@ -156,9 +152,6 @@ def main(argv=None) -> int:
     p.add_argument("--ssl-params", default="all", choices=sorted(PARAM_SUBSETS),
                    help="parameters the unlabeled modes may change")
     p.add_argument("--target-camera", default="emccd", choices=["poisson", "scmos", "emccd"])
-    p.add_argument("--source-like-target", action="store_true",
-                   help="draw the source batches with the target's photons and background "
-                        "(only PSF σ and camera stay shifted)")
     p.add_argument("--w-ssl", type=float, default=1.0, help="weight of the unlabeled loss")
     p.add_argument("--out", default="benchmarks/results/pixel_adaptation")
     args = p.parse_args(argv)
@@ -170,7 +163,7 @@ def main(argv=None) -> int:
     light = {k: tuple(v) for k, v in (("photons", args.target_photons),
                                       ("background_photons_per_px", args.target_background))
              if v is not None}
-    source = TubeletSimulator(frames=T, **shared, **(light if args.source_like_target else {}))
+    source = TubeletSimulator(frames=T, **shared)
     target_ranges = dict(psf_sigma_px=tuple(args.target_psf_sigma_px),
                          cameras={args.target_camera: 1.0}, **light)
     if args.target_localizer_excess:
@@ -205,11 +198,9 @@ def main(argv=None) -> int:
             # ratio of means: robust to a seed whose labelled gap is near 0
             "share of the mean gap closed": round(float(-d_zero.mean() / gap.mean()), 3)
             if gap.mean() > 0 else np.nan})
-    source_note = ("with the target's photons and background" if args.source_like_target
-                   else "from the training ranges")
     notes = [f"Model {args.model}; target microscope {target_ranges} (other quantities in the "
-             f"training ranges); source batches {source_note}; {args.steps} AdamW steps of "
-             f"{args.batch} tubelets, lr "
+             f"training ranges); source batches from the training ranges; {args.steps} AdamW "
+             f"steps of {args.batch} tubelets, lr "
              f"{args.lr}, per mode from the same weights; test: {args.n_test} labelled target "
              "tubelets per seed. RMSE of ln D."]
     notes.append(f"Labelled gap (zero-shot − labels): {_mean_ci(gap)}. Paired over seeds: "

@@ -228,18 +228,19 @@ def run_grid(cfg, linkers: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     return summary, pd.DataFrame(deltas), speed
 
 
-def torch_threads() -> int:
-    """torch's intra-op thread count now."""
+def _n_workers(linker) -> int:
+    """Network batches a linker runs at once (1 for linkers without worker threads)."""
+    return linker.n_workers() if hasattr(linker, "n_workers") else 1
+
+
+def _thread_note(linkers: dict) -> str:
+    """torch's thread count and which linkers run network batches in worker threads."""
     import torch
 
-    return torch.get_num_threads()
-
-
-def _worker_note(linkers: dict) -> str:
-    """Which linkers run network batches in parallel worker threads, and how many."""
-    parts = [f"{k} runs {v.n_workers()} network batches at once (worker threads)"
-             for k, v in linkers.items() if getattr(v, "n_workers", lambda: 1)() > 1]
-    return "; ".join(parts) or "every linker runs in one thread"
+    parts = [f"{k} runs {_n_workers(v)} network batches at once (worker threads)"
+             for k, v in linkers.items() if _n_workers(v) > 1]
+    return f"torch {torch.get_num_threads()}; " + ("; ".join(parts) or
+                                                   "every linker runs in one thread")
 
 
 def run(cfg, out_dir) -> pd.DataFrame:
@@ -312,7 +313,7 @@ def run(cfg, out_dir) -> pd.DataFrame:
     srows = []
     timed = [(name, linker) for name, linker in linkers.items() if name not in cfg.scaling.skip]
     for name, linker in list(timed):
-        if getattr(linker, "n_workers", lambda: 1)() > 1:     # the same linker, one worker
+        if _n_workers(linker) > 1:                     # the same linker, one worker
             one = copy.copy(linker)
             one.workers = 1
             timed.append((f"{name} (1 worker)", one))
@@ -348,8 +349,8 @@ def run(cfg, out_dir) -> pd.DataFrame:
         f"Scaling: {len(big)} synthetic localizations ({cfg.scaling.n_frames} frames, "
         f"Brownian tracks of {cfg.scaling.track_frames} frames appearing at random times, "
         f"{100 * (1 - cfg.scaling.detect_prob):.0f} % missed detections). "
-        f"Skipped there: {', '.join(cfg.scaling.skip) or 'none'}. Threads: torch "
-        f"{torch_threads()}; {_worker_note(linkers)}; the classical linkers and the peers "
+        f"Skipped there: {', '.join(cfg.scaling.skip) or 'none'}. Threads: "
+        f"{_thread_note(linkers)}; the classical linkers and the peers "
         "run in one thread. '(1 worker)': the same learned linker with workers=1, same run.",
     ]
     if cfg.get("grid") and cfg.grid.get("enabled", True):

@@ -113,9 +113,10 @@ class TransformerLinker(Linker):
         workers: batches run through the network at once, each in its own thread with
             torch's intra-op thread count (``None``: the CPUs this process may use divided
             by ``torch.get_num_threads()``, at most 4; 1: the plain loop). Torch releases the
-            GIL inside its kernels, so on 2 cores with 1 torch thread two workers link about
-            1.3–1.6× faster. Batches are averaged in submission order, so the edges are
-            identical for any value.
+            GIL inside its kernels, so on 2 cores with 1 torch thread two workers link
+            1.1–1.5× faster (1.2× on the linking benchmark's 10⁵-localization stream).
+            Batches are averaged in submission order, so the edges are identical for any
+            value.
         close_gaps_frames: after the assignment, a track end and a track start that are
             ``G + 1`` to ``G + close_gaps_frames`` frames apart may be joined (longer dark
             periods than the network's gap edges; 0 disables): cost ``d² / (Δt · s²)`` with
