@@ -282,6 +282,25 @@ def test_window_neighbours_match_brute_force():
         np.testing.assert_array_equal(nbr[t, 1:], np.concatenate(expect))
 
 
+def test_a_table_over_many_frames_restricted_to_a_window_is_that_windows_table():
+    """Inference builds one neighbour table per block of overlapping windows; restricted to
+    the tokens of one window it must equal the table that window gets on its own (training's
+    table), for every window of the block."""
+    from smlmnet.link.transformer.graph import restrict_neighbours, window_neighbours
+
+    rng = np.random.default_rng(6)
+    W, G, n_frames, n = 8, 3, 40, 2000
+    frame = np.sort(rng.integers(0, n_frames, n))
+    xy = rng.uniform(0, 8000, (n, 2))
+    table = window_neighbours(frame, xy, W, G, 1500.0)
+    scratch = np.full(n, -1, np.int64)
+    for w in range(0, n_frames - W + 1, 3):
+        rows = np.flatnonzero((frame >= w) & (frame < w + W))
+        own = window_neighbours(frame[rows] - w, xy[rows], W, G, 1500.0)
+        np.testing.assert_array_equal(restrict_neighbours(table, rows, scratch), own)
+        assert (scratch == -1).all()
+
+
 def test_gap_candidates_match_brute_force():
     """Gap-closing candidates (end of A → start of B, min_gap < Δframe ≤ max_gap, within
     radius[A]) are exactly the brute-force pairs over all (A, B), sorted by (A, B)."""
