@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     from smlmnet.evaluation.linking import grid_table, mean_state_D
     from smlmnet.evaluation.linking_external import observe_field, read_field
     from smlmnet.link import LAPLinker
-    from smlmnet.link.transformer.infer import birth_share
+    from smlmnet.link.transformer.infer import adaptive_decoding_threshold, birth_share
     from smlmnet.metrics.tracking import tracking_metrics
     from smlmnet.models import registry
 
@@ -47,6 +47,9 @@ def main(argv=None) -> int:
     p.add_argument("--adaptive", nargs="*", type=float, default=[],
                    help="also decode with the adaptive threshold clip(k · birth share, lowest "
                         "--thresholds, highest) for each k given")
+    p.add_argument("--adaptive-power", nargs="+", type=float, default=[1.0],
+                   help="powers q of the adaptive rule clip(k · share^q, ...), each with every "
+                        "k of --adaptive")
     p.add_argument("--out", default="benchmarks/results/linker_tuning")
     args = p.parse_args(argv)
 
@@ -76,8 +79,10 @@ def main(argv=None) -> int:
             shipped = linker.close_gaps_crowding, linker.close_gaps_min_gap
             births = birth_share(fr, edges, linker.net.max_gap)
             settings = [(th, th) for th in args.thresholds] + [
-                (f"auto {k:g}", float(np.clip(k * births, min(args.thresholds),
-                                              max(args.thresholds)))) for k in args.adaptive]
+                (f"auto {k:g}" + (f" ^{q:g}" if q != 1 else ""),
+                 adaptive_decoding_threshold(births, k, min(args.thresholds),
+                                             max(args.thresholds), q))
+                for q in args.adaptive_power for k in args.adaptive]
             for label, th in settings:
                 labels = linker.tracks_from_edges(len(locs), edges, threshold=th)
                 for lam in args.crowding:

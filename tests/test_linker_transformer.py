@@ -418,8 +418,8 @@ def test_regime_mixture_draws_its_share_and_keeps_the_stream_without_regimes():
 
 def test_birth_share_and_the_adaptive_threshold_follow_the_movie():
     """The birth share counts localizations (away from the movie's ends) whose incoming edge
-    probabilities sum below 0.5; the adaptive threshold is clip(k · share, min, max) and the
-    decoding uses it; bad settings get clear errors."""
+    probabilities sum below 0.5; the adaptive threshold is clip(k · share^power, min, max) and
+    the decoding uses it; bad settings get clear errors."""
     from smlmnet.link.transformer.infer import birth_share
 
     frames = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4])
@@ -436,6 +436,11 @@ def test_birth_share_and_the_adaptive_threshold_follow_the_movie():
     b = linker.last_birth_share
     assert 0 <= b <= 1
     assert linker.last_threshold == pytest.approx(float(np.clip(2 * b, 0.02, 0.4)))
+    squared = TransformerLinker(tiny_net(), adaptive_threshold={
+        "per_birth_share": 20.0, "min": 0.002, "max": 0.4, "power": 2.0})
+    squared.link(locs)
+    assert squared.last_birth_share == pytest.approx(b)
+    assert squared.last_threshold == pytest.approx(float(np.clip(20 * b * b, 0.002, 0.4)))
     edges = linker.edge_probabilities(out.drop(columns=[C.TRACK_ID]), keep_above=0.01)
     expect = linker.tracks_from_edges(len(out), edges, threshold=linker.last_threshold)
     linker.close_gaps_frames = 0
@@ -443,6 +448,7 @@ def test_birth_share_and_the_adaptive_threshold_follow_the_movie():
     same = pd.crosstab(again, expect)                 # identical partitions up to labels
     assert ((same > 0).sum(1) == 1).all() and ((same > 0).sum(0) == 1).all()
     for bad in ({"per_birth_share": 2.0, "min": 0.5, "max": 0.4},
-                {"per_birth_share": 0.0, "min": 0.02, "max": 0.4}, {"min": 0.02}):
+                {"per_birth_share": 0.0, "min": 0.02, "max": 0.4}, {"min": 0.02},
+                {"per_birth_share": 2.0, "min": 0.02, "max": 0.4, "power": 0.0}):
         with pytest.raises(ValueError, match="adaptive_threshold"):
             TransformerLinker(tiny_net(), adaptive_threshold=bad)

@@ -150,14 +150,17 @@ class TransformerLinker(Linker):
             (default ``G``: only gaps longer than the network's edges; 0 also re-joins track
             pieces the network left apart across 1…G frames, e.g. a link it found ambiguous
             that no other track took).
-        adaptive_threshold: ``{"per_birth_share": k, "min": lo, "max": hi}`` or ``None``:
-            the decoding threshold of each movie becomes ``clip(k · b, lo, hi)``, with ``b``
-            the movie's *birth share*, the share of its localizations (away from the first
-            and last ``G`` frames) whose incoming edge probabilities sum below 0.5, i.e. that
-            the network itself gives no parent (track starts, false positives, returns from
-            longer dark periods). The no-link cost then follows the movie's own rate of
+        adaptive_threshold: ``{"per_birth_share": k, "min": lo, "max": hi, "power": q}``
+            (``power`` optional, default 1) or ``None``: the decoding threshold of each
+            movie becomes ``clip(k · b^q, lo, hi)`` (:func:`adaptive_decoding_threshold`),
+            with ``b`` the movie's *birth share*, the share of its localizations (away from
+            the first and last ``G`` frames) whose incoming edge probabilities sum below
+            0.5, i.e. that the network itself gives no parent (track starts, false positives,
+            returns from longer dark periods). The no-link cost then follows the movie's own rate of
             births and ends instead of the training mix's (``threshold`` is unused; the
-            last value is kept in ``last_threshold`` and ``last_birth_share``).
+            last value is kept in ``last_threshold`` and ``last_birth_share``). With
+            ``q = 2`` it scales as the chance that a pair is *not* a link because one
+            track ends at the parent and another starts at the child (≈ b · b).
         device: torch device.
         info: the model folder's ``model.yaml`` (kept for provenance).
     """
@@ -175,11 +178,12 @@ class TransformerLinker(Linker):
         if not 0 < threshold < 1:
             raise ValueError(f"threshold must lie in (0, 1); got {threshold}")
         if adaptive_threshold is not None:
-            a = {k: float(v) for k, v in dict(adaptive_threshold).items()}
-            if set(a) != {"per_birth_share", "min", "max"} or not (
-                    0 < a["min"] <= a["max"] < 1 and a["per_birth_share"] > 0):
-                raise ValueError("adaptive_threshold needs per_birth_share > 0 and 0 < min <= "
-                                 f"max < 1; got {adaptive_threshold}")
+            a = {"power": 1.0, **{k: float(v) for k, v in dict(adaptive_threshold).items()}}
+            if set(a) != {"per_birth_share", "min", "max", "power"} or not (
+                    0 < a["min"] <= a["max"] < 1 and a["per_birth_share"] > 0
+                    and a["power"] > 0):
+                raise ValueError("adaptive_threshold needs per_birth_share > 0, 0 < min <= "
+                                 f"max < 1 and power > 0 (optional); got {adaptive_threshold}")
             adaptive_threshold = a
         self.adaptive_threshold = adaptive_threshold
         self.last_threshold = self.last_birth_share = None
@@ -404,7 +408,7 @@ class TransformerLinker(Linker):
             a = self.adaptive_threshold
             edges = self.edge_probabilities(out, keep_above=a["min"] / 2)
             self.last_birth_share = birth_share(frames, edges, self.net.max_gap)
-            th = float(np.clip(a["per_birth_share"] * self.last_birth_share, a["min"], a["max"]))
+            th = adaptive_decoding_threshold(self.last_birth_share, **a)
             edges = edges[edges["p"] > th]
         self.last_threshold = th
         labels = self.tracks_from_edges(len(out), edges, threshold=th)
@@ -468,6 +472,13 @@ def birth_share(frames: np.ndarray, edges: pd.DataFrame, max_gap: int) -> float:
     if not inner.any():
         inner = np.ones(frames.size, bool)
     return float((incoming[inner] < 0.5).mean()) if frames.size else 0.0
+
+
+def adaptive_decoding_threshold(birth_share: float, per_birth_share: float, min: float,
+                                max: float, power: float = 1.0) -> float:
+    """Decoding threshold of a movie from its birth share ``b``:
+    ``clip(per_birth_share · b^power, min, max)``."""
+    return float(np.clip(per_birth_share * float(birth_share) ** power, min, max))
 
 
 def _gap_candidates(end_frame, start_frame, end_xy, start_xy, radius, min_gap: int,
