@@ -91,3 +91,24 @@ def test_peer_adapters_agree_on_an_easy_case(peer, rng):
     truth = truth.sample(frac=1.0, random_state=0)  # row order must not matter
     est = cls(400, 2).link(truth.drop(columns="track_id"))
     assert tracking_metrics(truth, est, 500)["alpha"] == pytest.approx(1.0)
+
+
+def test_sparse_component_solver_reaches_the_dense_optimum():
+    """Large components are solved as a sparse full matching of u-track's square
+    link / no-link graph; on random instances (forced onto that path) its total gain equals
+    the dense Jonker–Volgenant optimum and every element is used at most once."""
+    rng = np.random.default_rng(12)
+
+    def total(sol, i, j, cost, alt):
+        lut = {(a, b): c for a, b, c in zip(i, j, cost)}
+        return sum(lut[(a, b)] - alt for a, b in zip(*sol))
+
+    for _ in range(40):
+        n_i, n_j = rng.integers(2, 40, 2)
+        key = np.unique(rng.integers(0, n_i * n_j, rng.integers(1, n_i * n_j)))
+        i, j = key // n_j, key % n_j
+        cost, alt = rng.uniform(0, 5, key.size), rng.uniform(0.5, 5)
+        dense = solve_sparse_assignment(i, j, cost, n_i, n_j, alt)
+        sparse = solve_sparse_assignment(i, j, cost, n_i, n_j, alt, dense_max_cells=0)
+        assert total(sparse, i, j, cost, alt) == pytest.approx(total(dense, i, j, cost, alt))
+        assert len(set(sparse[0])) == sparse[0].size and len(set(sparse[1])) == sparse[1].size

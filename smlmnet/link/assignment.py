@@ -3,8 +3,12 @@
 Linking i → j costs ``cost_ij``; leaving both unlinked costs ``alternative`` (the birth plus
 death cost of u-track/TrackMate's square LAP matrix). Minimizing the total is the same as
 choosing links that maximize Σ (alternative − cost_ij), which this module solves exactly by
-splitting the candidate graph into connected components and running a dense rectangular
-assignment (Jonker–Volgenant via scipy) on each component that is not a single edge.
+splitting the candidate graph into connected components and running a rectangular assignment
+on each component that is not a single edge: dense Jonker–Volgenant (scipy's
+``linear_sum_assignment``) on small components, sparse LAPJVsp (scipy's
+``min_weight_full_bipartite_matching`` on the square "link / no link" graph of u-track) on large
+ones, so a component of 10⁴–10⁵ nodes (low thresholds, crowded movies) costs time and memory in
+proportion to its edges instead of a dense matrix.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
+
+#: components with more (rows × columns) cells than this use the sparse solver
+DENSE_MAX_CELLS = 250_000
 
 
 def greedy_assignment(i: np.ndarray, j: np.ndarray, cost: np.ndarray, n_i: int,
@@ -39,8 +46,9 @@ def greedy_assignment(i: np.ndarray, j: np.ndarray, cost: np.ndarray, n_i: int,
 
 
 def solve_sparse_assignment(i: np.ndarray, j: np.ndarray, cost: np.ndarray, n_i: int, n_j: int,
-                            alternative: float, greedy: bool = False) -> tuple[np.ndarray,
-                                                                               np.ndarray]:
+                            alternative: float, greedy: bool = False,
+                            dense_max_cells: int = DENSE_MAX_CELLS) -> tuple[np.ndarray,
+                                                                             np.ndarray]:
     """Choose links among candidate edges ``(i[k], j[k], cost[k])``.
 
     Args:
@@ -48,6 +56,9 @@ def solve_sparse_assignment(i: np.ndarray, j: np.ndarray, cost: np.ndarray, n_i:
         alternative: cost of not linking a pair (edges with cost ≥ it are never taken).
         greedy: take edges cheapest first (:func:`greedy_assignment`) instead of the optimal
             assignment.
+        dense_max_cells: components whose (sources × targets) exceed this are solved sparse
+            (same optimum; ties may be broken differently).
+    Candidate pairs ``(i, j)`` must be unique.
     Returns:
         ``(i_linked, j_linked)``: each element of either set appears at most once.
     """
@@ -73,10 +84,37 @@ def solve_sparse_assignment(i: np.ndarray, j: np.ndarray, cost: np.ndarray, n_i:
         for group in np.split(order, bounds):
             ui, inv_i = np.unique(i[group], return_inverse=True)
             uj, inv_j = np.unique(j[group], return_inverse=True)
-            gain = np.zeros((ui.size, uj.size))
-            gain[inv_i, inv_j] = cost[group] - alternative  # negative = worth linking
-            rows, cols = linear_sum_assignment(gain)
-            good = gain[rows, cols] < 0
-            out_i.append(ui[rows[good]])
-            out_j.append(uj[cols[good]])
+            if ui.size * uj.size > dense_max_cells:
+                rows, cols = _sparse_component(inv_i, inv_j, cost[group], ui.size, uj.size,
+                                               alternative)
+            else:
+                gain = np.zeros((ui.size, uj.size))
+                gain[inv_i, inv_j] = cost[group] - alternative  # negative = worth linking
+                rows, cols = linear_sum_assignment(gain)
+                good = gain[rows, cols] < 0
+                rows, cols = rows[good], cols[good]
+            out_i.append(ui[rows])
+            out_j.append(uj[cols])
     return np.concatenate(out_i), np.concatenate(out_j)
+
+
+def _sparse_component(a: np.ndarray, b: np.ndarray, cost: np.ndarray, n_a: int, n_b: int,
+                      alternative: float) -> tuple[np.ndarray, np.ndarray]:
+    """Optimal links ``(rows, cols)`` of one component (edges ``a[k] → b[k]``, unique pairs,
+    each ``cost < alternative``) as a full matching of u-track's square graph: rows are the
+    ``n_a`` sources and one "no parent" dummy per target, columns the ``n_b`` targets and one
+    "no child" dummy per source; a source → its dummy and a dummy → its target cost
+    ``alternative / 2`` each, and every candidate edge also appears transposed between the
+    dummies at cost 0 (so two linked elements free their dummies to pair up). Leaving a pair
+    unlinked therefore costs ``alternative``, linking it ``cost``: the dense objective."""
+    src = np.arange(n_a)
+    dst = np.arange(n_b)
+    half = 0.5 * float(alternative)
+    r = np.concatenate([a, src, n_a + dst, n_a + b])
+    c = np.concatenate([b, n_b + src, dst, n_b + a])
+    w = np.concatenate([cost, np.full(n_a, half), np.full(n_b, half), np.zeros(a.size)])
+    w = w + (1.0 - min(0.0, float(w.min())))     # LAPJVsp needs non-zero weights
+    n = n_a + n_b
+    rows, cols = min_weight_full_bipartite_matching(coo_matrix((w, (r, c)), shape=(n, n)).tocsr())
+    link = (rows < n_a) & (cols < n_b)
+    return rows[link], cols[link]
