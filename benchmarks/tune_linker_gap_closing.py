@@ -32,7 +32,11 @@ def main(argv=None) -> int:
     from smlmnet.evaluation.linking import grid_table, mean_state_D
     from smlmnet.evaluation.linking_external import observe_field, read_field
     from smlmnet.link import LAPLinker
-    from smlmnet.link.transformer.infer import adaptive_decoding_threshold, birth_share
+    from smlmnet.link.transformer.infer import (
+        BIRTH_SHARE_MIN_P,
+        adaptive_decoding_threshold,
+        birth_share,
+    )
     from smlmnet.metrics.tracking import tracking_metrics
     from smlmnet.models import registry
 
@@ -75,7 +79,8 @@ def main(argv=None) -> int:
         fr = locs[C.FRAME].to_numpy(np.int64)
         xy = locs[[C.X_NM, C.Y_NM]].to_numpy(float)
         for model, linker in linkers.items():
-            edges = linker.edge_probabilities(locs, keep_above=min(args.thresholds) / 2)
+            edges = linker.edge_probabilities(
+                locs, keep_above=min(min(args.thresholds) / 2, BIRTH_SHARE_MIN_P))
             shipped = linker.close_gaps_crowding, linker.close_gaps_min_gap
             births = birth_share(fr, edges, linker.net.max_gap)
             settings = [(th, th) for th in args.thresholds] + [

@@ -427,6 +427,9 @@ def test_birth_share_and_the_adaptive_threshold_follow_the_movie():
                           "p": [0.9, 0.8, 0.3, 0.9, 0.2]})
     # inner rows (frames 1..3 for G = 1): 2, 3, 4, 5, 6, 7; sums 0.9, 0, 0.8, 0.2, 0.3, 0
     assert birth_share(frames, edges, 1) == pytest.approx(4 / 6)
+    # edges a decoding rule may or may not keep (p <= 1e-3) never change the share
+    faint = pd.concat([edges, pd.DataFrame({"i": [1] * 600, "j": [3] * 600, "p": [9e-4] * 600})])
+    assert birth_share(frames, faint, 1) == pytest.approx(4 / 6)
 
     linker = TransformerLinker(tiny_net(), threshold=0.3,
                                adaptive_threshold={"per_birth_share": 2.0, "min": 0.02,

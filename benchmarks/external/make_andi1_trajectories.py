@@ -7,7 +7,7 @@ Runs in andi-datasets' own virtual environment (never smlmnet's), see benchmarks
 
 For each seed, ``challenge_theory_dataset(N=n, tasks=[1, 2], dimensions=[2], min_T=10,
 max_T=1000)`` (the challenge's length mix, noise and random scale) after
-``np.random.seed(seed)`` (andi-datasets draws from numpy's global generator), saved as
+``seed_andi(seed)`` (andi_seed.py: numpy's global generator and ``stochastic``'s), saved as
 ``seed<seed>.npz`` with, per task k ∈ {1, 2}: ``t<k>_xy`` (all points, (Σ T_i, 2)),
 ``t<k>_lengths`` (T_i) and ``t<k>_label`` (α for task 1, model index for task 2, AnDi's order
 attm, ctrw, fbm, lw, sbm). No pickles: plain arrays only.
@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from andi_seed import seed_andi  # sibling module: numpy's and stochastic's generators
 
 
 def main():
@@ -34,7 +35,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         t0 = time.time()
-        np.random.seed(seed)
+        seed_andi(seed)
         X1, Y1, X2, Y2, _, _ = challenge_theory_dataset(N=args.n, tasks=[1, 2],
                                                         dimensions=[2], min_T=10, max_T=1000)
         arrays = {}

@@ -7,8 +7,8 @@ Runs in andi-datasets' own virtual environment (never smlmnet's), see benchmarks
         --out /work/ext_data/andi2_fields
 
 For each model (single_state, multi_state, immobile_traps, dimerization, confinement), each
-number of particles ``--n`` and each seed (``np.random.seed(seed)``: andi-datasets draws from
-numpy's global generator), all ``N`` particles of one call of ``models_phenom()`` share one
+number of particles ``--n`` and each seed (``seed_andi(seed)``, andi_seed.py: numpy's and
+``stochastic``'s generators), all ``N`` particles of one call of ``models_phenom()`` share one
 box of ``L`` px (so they crowd and, for dimerization, interact), ``T`` frames. Parameters are
 in AnDi units (px, frames): the free state's D is ``--d-fast`` px²/frame, the slow state's is
 10 × smaller. Saved as ``<model>_n<N>_s<seed>.csv`` with columns ``frame``, ``track_id``,
@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from andi_seed import seed_andi  # sibling module: numpy's and stochastic's generators
 
 
 def simulate(model: str, N: int, T: int, L: float, d_fast: float):
@@ -73,7 +74,7 @@ def main():
                     files.append(rec)
                     continue
                 t0 = time.time()
-                np.random.seed(seed)
+                seed_andi(seed)
                 pos, lab = simulate(model, n, args.frames, args.box, args.d_fast)
                 T, N = pos.shape[:2]
                 frame = np.repeat(np.arange(T), N)

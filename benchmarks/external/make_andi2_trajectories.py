@@ -5,7 +5,7 @@ Runs in andi-datasets' own virtual environment (never smlmnet's), see benchmarks
     /work/ext_envs/andi/bin/python benchmarks/external/make_andi2_trajectories.py \
         --out /work/ext_data/andi2 --seeds 2001 2002 2003 2004 2005 --experiments 4
 
-For each seed (``np.random.seed(seed)``: andi-datasets draws from numpy's global generator)
+For each seed (``seed_andi(seed)``, andi_seed.py: numpy's and ``stochastic``'s generators)
 and each of the five AnDi 2 models (1 single_state, 2 multi_state, 3 immobile_traps,
 4 dimerization, 5 confinement), ``--experiments`` experiments are drawn, each with the
 challenge's own parameter sampler ``datasets_challenge._get_dic_andi2(model)`` (N = 50
@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from andi_seed import seed_andi  # sibling module: numpy's and stochastic's generators
 
 MODEL_NAMES = {1: "single_state", 2: "multi_state", 3: "immobile_traps", 4: "dimerization",
                5: "confinement"}
@@ -53,7 +54,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         t0 = time.time()
-        np.random.seed(seed)
+        seed_andi(seed)
         arrays, meta = {}, {"generator": f"andi_datasets {andi_datasets.__version__}",
                             "seed": seed, "sigma_noise": sigma, "experiments": {}}
         for k, name in MODEL_NAMES.items():

@@ -14,7 +14,7 @@ places it. As in the challenge, only the parts of trajectories inside the field 
 rendered (elsewhere the particle is moved far outside, ``pad``), with
 ``utils_videos.transform_to_video`` and its defaults (no motion blur; particle intensity
 [500, 20], background 100, NA 1.46, 500 nm, 100 nm pixels: PSF Gaussian σ ≈ 0.72 px). The
-movie is stroboscopic: frame t shows the positions of frame t. ``np.random.seed`` per movie
+movie is stroboscopic: frame t shows the positions of frame t. ``seed_andi`` per movie
 (andi-datasets and deeptrack draw from numpy's global generator).
 
 Each movie folder ``<out>/seed<seed>/<model>_<k>/`` gets ``movie.tif`` (uint16 counts, plain
@@ -37,6 +37,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+from andi_seed import seed_andi  # sibling module: numpy's and stochastic's generators
 
 warnings.filterwarnings("ignore")
 
@@ -92,7 +93,7 @@ def main(argv=None):
             if name not in args.models:
                 continue
             for m in range(args.movies):
-                np.random.seed(seed * 100 + k * 10 + m)
+                seed_andi(seed * 100 + k * 10 + m)
                 dic = _get_dic_andi2(k)
                 dic.pop("model")
                 if args.frames:

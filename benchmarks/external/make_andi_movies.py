@@ -30,6 +30,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+from andi_seed import seed_andi  # sibling module: numpy's and stochastic's generators
 from truth_io import write_truth  # noqa: E402  (beside this script)
 
 warnings.filterwarnings("ignore")
@@ -118,7 +119,7 @@ def main(argv=None):
         rows, cols = np.meshgrid(g, g, indexing="ij")
         pos = np.stack([rows.ravel(), cols.ravel()], -1) + rng.uniform(-0.5, 0.5, (g.size**2, 2))
         trajs = np.repeat(pos[None], 5 * O, axis=0)
-        np.random.seed(args.seed + 1000)
+        seed_andi(args.seed + 1000)
         t0 = time.perf_counter()
         video, truth = render(trajs, S, O, 5 * args.intensity, args.background)
         write_folder(out / "_check", video, truth, S,
@@ -128,7 +129,7 @@ def main(argv=None):
                       "immobile particles at known sub-pixel positions"})
     for k, (n, T) in enumerate(zip(args.particles, frames)):
         seed = args.seed + k
-        np.random.seed(seed)  # andi-datasets and deeptrack draw from numpy's global RNG
+        seed_andi(seed)  # andi-datasets and deeptrack draw from numpy's global RNG
         # per sub-step coefficient: MSD over one frame = 4·D·1^α ⇒ D_step = D / O^α (α ≈ 1)
         trajs, _ = models_phenom().single_state(
             N=n, T=T * O, Ds=[args.D / O, (0.1 * args.D / O) ** 2], alphas=list(args.alpha),

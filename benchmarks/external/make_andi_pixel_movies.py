@@ -50,6 +50,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+from andi_seed import seed_andi  # sibling module: numpy's and stochastic's generators
 from truth_io import write_truth  # noqa: E402  (beside this script)
 
 warnings.filterwarnings("ignore")
@@ -98,7 +99,7 @@ def make_movie(folder: Path, D: float, f: float, seed: int, rng_seed: int, args,
     cols = int(np.ceil(np.sqrt(n_tiles)))
     rows = int(np.ceil(n_tiles / cols))
     n_tiles = rows * cols  # fill the mosaic
-    np.random.seed(rng_seed)  # andi-datasets and deeptrack draw from numpy's global RNG
+    seed_andi(rng_seed)  # andi-datasets and deeptrack draw from numpy's global RNG
     N = n_tiles * per_side**2
     trajs, _ = models_phenom().single_state(N=N, T=T * S, Ds=[d_px / S, 0.0], alphas=[1.0, 0.0],
                                             L=None)

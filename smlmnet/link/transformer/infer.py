@@ -406,7 +406,8 @@ class TransformerLinker(Linker):
             th = self.threshold
         else:
             a = self.adaptive_threshold
-            edges = self.edge_probabilities(out, keep_above=a["min"] / 2)
+            edges = self.edge_probabilities(out, keep_above=min(a["min"] / 2,
+                                                                BIRTH_SHARE_MIN_P))
             self.last_birth_share = birth_share(frames, edges, self.net.max_gap)
             th = adaptive_decoding_threshold(self.last_birth_share, **a)
             edges = edges[edges["p"] > th]
@@ -460,11 +461,19 @@ class TransformerLinker(Linker):
         return merged[inv].astype(np.int64)
 
 
-def birth_share(frames: np.ndarray, edges: pd.DataFrame, max_gap: int) -> float:
+#: edges at or below this probability are left out of the birth share, so the share of a
+#: movie does not depend on which edges a decoding rule keeps (keep at least those above it)
+BIRTH_SHARE_MIN_P = 1e-3
+
+
+def birth_share(frames: np.ndarray, edges: pd.DataFrame, max_gap: int,
+                min_p: float = BIRTH_SHARE_MIN_P) -> float:
     """Share of the localizations at least ``max_gap`` frames from both ends of the movie
-    whose incoming edge probabilities (``edges``: columns ``i``, ``j``, ``p``) sum below 0.5:
-    the network's own count of track starts and false positives per localization."""
+    whose incoming edge probabilities (``edges``: columns ``i``, ``j``, ``p``; those above
+    ``min_p`` counted) sum below 0.5: the network's own count of track starts and false
+    positives per localization."""
     frames = np.asarray(frames, np.int64)
+    edges = edges[edges["p"] > min_p]
     incoming = np.bincount(edges["j"].to_numpy(np.int64), weights=edges["p"].to_numpy(float),
                            minlength=frames.size)
     inner = (frames >= frames.min() + max_gap) & (frames <= frames.max() - max_gap) if (
