@@ -194,8 +194,9 @@ def _assumptions(args, movie, psf: float, psf_from: str, localizer, linker,
                    "uncertainty_scale_by_p": info.get("uncertainty_scale_by_p")}
                   if info else None),
         "detection_threshold_noise_units": (args.threshold if not info else None),
-        "linker": linker.name, "search_radius_nm": args.search_radius_nm,
-        "max_gap_frames": args.max_gap,
+        "linker": linker.name, "linker_settings": linker.settings(),
+        "search_radius_nm": linker.settings().get("search_radius_nm"),
+        "max_gap_frames": linker.settings().get("max_gap_frames"),
         "min_track_length": getattr(args, "min_length", 5),
         "torch_threads": torch.get_num_threads(),
         "calibration_used_for": ("guard facts (PSF sigma, density, clipping flags); photon "

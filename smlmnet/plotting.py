@@ -115,9 +115,21 @@ def _assumption_lines(assumptions: dict) -> str:
             f"({str(assumptions.get('psf_sigma_source', '?'))[:40]})\n"
             f"localizer {assumptions.get('localizer')}"
             + (f" (not used: {', '.join(fallback)})" if fallback else "")
-            + f" · linker {assumptions.get('linker')} {assumptions.get('search_radius_nm'):g} nm,"
-            f" gaps {assumptions.get('max_gap_frames')} · smlmnet "
+            + f" · linker {_linker_text(assumptions)} · smlmnet "
             f"{assumptions.get('smlmnet_version')} {str(assumptions.get('commit', ''))[:8]}")
+
+
+def _linker_text(assumptions: dict) -> str:
+    """The linker and its settings in a few words (search radius and gaps of a classical
+    linker; model, threshold used and birth share of a learned one)."""
+    s = assumptions.get("linker_settings") or {}
+    name = assumptions.get("linker")
+    if s.get("threshold_used") is not None:
+        return (f"{name} ({s.get('model')}, threshold {s['threshold_used']:.3g}, birth share "
+                f"{s.get('birth_share') or 0:.3g}, gaps {s.get('max_gap_frames')})")
+    radius = assumptions.get("search_radius_nm")
+    return (f"{name} {radius:g} nm, gaps {assumptions.get('max_gap_frames')}"
+            if radius is not None else str(name))
 
 
 def plot_analysis_report(movie, result, path: str | Path, n_msd_tracks: int = 10,

@@ -205,6 +205,14 @@ def test_registry_cli_and_pipeline_select_the_transformer():
     args = build_parser().parse_args(["analyze", "movie.tif", "--linker", "transformer"])
     linker = _linker(args)
     assert isinstance(linker, TransformerLinker) and linker.name == "transformer"
+    # what an analysis records: the learned linker's own settings, not the LAP's flags
+    linker.link(small_table().drop(columns=[C.TRACK_ID]))
+    used = linker.settings()
+    assert used["model"] == SHIPPED and used["max_gap_frames"] == linker.net.max_gap - 1
+    assert used["threshold_used"] == linker.last_threshold and 0 < used["threshold_used"] < 1
+    assert "search_radius_nm" not in used
+    lap = _linker(build_parser().parse_args(["analyze", "movie.tif"])).settings()
+    assert lap["search_radius_nm"] == args.search_radius_nm and lap["linker"] == "lap"
     card = (ROOT / "smlmnet" / "pretrained" / SHIPPED / "MODEL_CARD.md").read_text()
     assert "python train.py experiment=linker_transformer" in card
 

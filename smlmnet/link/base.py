@@ -37,6 +37,10 @@ class Linker(abc.ABC):
     def link(self, locs: pd.DataFrame) -> pd.DataFrame:
         """Copy of ``locs`` (sorted by frame) with a ``track_id`` column."""
 
+    def settings(self) -> dict:
+        """The settings this linker used (JSON-ready), recorded with every analysis."""
+        return {"linker": self.name}
+
 
 class FrameToFrameLinker(Linker):
     """Frame-by-frame assignment in which tracks that were missed for up to
@@ -69,6 +73,12 @@ class FrameToFrameLinker(Linker):
         self.greedy = greedy
         self.alternative_factor = float(alternative_factor)
         self.name = "nearest_neighbour" if greedy else "lap"
+
+    def settings(self) -> dict:
+        return {"linker": self.name, "search_radius_nm": self.search_radius_nm,
+                "max_gap_frames": self.max_gap_frames,
+                "gap_radius_scaling": self.gap_radius_scaling,
+                "alternative_factor": self.alternative_factor}
 
     def link(self, locs: pd.DataFrame) -> pd.DataFrame:
         check_localizations(locs)

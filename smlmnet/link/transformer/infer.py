@@ -418,6 +418,22 @@ class TransformerLinker(Linker):
         out[C.TRACK_ID] = labels
         return out
 
+    def settings(self) -> dict:
+        """Model, window, gap edges, decoding rule and the threshold and birth share of the
+        last linked movie, and the gap closing (JSON-ready)."""
+        return {"linker": self.name, "model": self.info.get("name"),
+                "weights_sha256": self.info.get("weights_sha256"),
+                "window_frames": self.net.window, "max_edge_frames": self.net.max_gap,
+                "max_gap_frames": self.net.max_gap - 1,     # dark frames an edge bridges
+                "cutoff_nm": self.net.cutoff_nm, "greedy": self.greedy,
+                "threshold_rule": (dict(self.adaptive_threshold) if self.adaptive_threshold
+                                   else {"fixed": self.threshold}),
+                "threshold_used": self.last_threshold,
+                "birth_share": self.last_birth_share,
+                "gap_closing": {"frames": self.close_gaps_frames, "cost": self.close_gaps_cost,
+                                "crowding": self.close_gaps_crowding,
+                                "min_gap": self.close_gaps_min_gap}}
+
     def close_gaps(self, frames: np.ndarray, xy: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Join track ends to track starts across longer gaps than the network's (see
         ``close_gaps_frames``); returns new labels (tracks renumbered 0 … n−1)."""
