@@ -178,6 +178,7 @@ def _assumptions(args, movie, psf: float, psf_from: str, localizer, linker,
 
     chosen = getattr(localizer, "chosen", None) or localizer
     info = getattr(chosen, "info", None) or {}
+    linked_with = linker.settings()
     out = {
         "command": reproduce_command(),
         "smlmnet_version": __version__, "commit": git_commit(),
@@ -194,9 +195,9 @@ def _assumptions(args, movie, psf: float, psf_from: str, localizer, linker,
                    "uncertainty_scale_by_p": info.get("uncertainty_scale_by_p")}
                   if info else None),
         "detection_threshold_noise_units": (args.threshold if not info else None),
-        "linker": linker.name, "linker_settings": linker.settings(),
-        "search_radius_nm": linker.settings().get("search_radius_nm"),
-        "max_gap_frames": linker.settings().get("max_gap_frames"),
+        "linker": linker.name, "linker_settings": linked_with,
+        "search_radius_nm": linked_with.get("search_radius_nm"),
+        "max_gap_frames": linked_with.get("max_gap_frames"),
         "min_track_length": getattr(args, "min_length", 5),
         "torch_threads": torch.get_num_threads(),
         "calibration_used_for": ("guard facts (PSF sigma, density, clipping flags); photon "

@@ -112,3 +112,8 @@ def test_sparse_component_solver_reaches_the_dense_optimum():
         sparse = solve_sparse_assignment(i, j, cost, n_i, n_j, alt, dense_max_cells=0)
         assert total(sparse, i, j, cost, alt) == pytest.approx(total(dense, i, j, cost, alt))
         assert len(set(sparse[0])) == sparse[0].size and len(set(sparse[1])) == sparse[1].size
+    # a repeated pair counts once, at its cheapest cost (a sparse matrix would add them up
+    # to 1.1 > the alternative 1.0 and leave the pair unlinked)
+    i, j, cost = np.array([0, 0, 1]), np.array([0, 0, 1]), np.array([0.4, 0.7, 0.2])
+    si, sj = solve_sparse_assignment(i, j, cost, 2, 2, 1.0, dense_max_cells=0)
+    assert sorted(zip(si.tolist(), sj.tolist())) == [(0, 0), (1, 1)]

@@ -58,7 +58,6 @@ def solve_sparse_assignment(i: np.ndarray, j: np.ndarray, cost: np.ndarray, n_i:
             assignment.
         dense_max_cells: components whose (sources × targets) exceed this are solved sparse
             (same optimum; ties may be broken differently).
-    Candidate pairs ``(i, j)`` must be unique.
     Returns:
         ``(i_linked, j_linked)``: each element of either set appears at most once.
     """
@@ -100,13 +99,18 @@ def solve_sparse_assignment(i: np.ndarray, j: np.ndarray, cost: np.ndarray, n_i:
 
 def _sparse_component(a: np.ndarray, b: np.ndarray, cost: np.ndarray, n_a: int, n_b: int,
                       alternative: float) -> tuple[np.ndarray, np.ndarray]:
-    """Optimal links ``(rows, cols)`` of one component (edges ``a[k] → b[k]``, unique pairs,
-    each ``cost < alternative``) as a full matching of u-track's square graph: rows are the
-    ``n_a`` sources and one "no parent" dummy per target, columns the ``n_b`` targets and one
-    "no child" dummy per source; a source → its dummy and a dummy → its target cost
-    ``alternative / 2`` each, and every candidate edge also appears transposed between the
-    dummies at cost 0 (so two linked elements free their dummies to pair up). Leaving a pair
-    unlinked therefore costs ``alternative``, linking it ``cost``: the dense objective."""
+    """Optimal links ``(rows, cols)`` of one component (edges ``a[k] → b[k]``, each
+    ``cost < alternative``; of a repeated pair the cheapest counts) as a full matching of
+    u-track's square graph. Rows: the ``n_a`` sources, then one "no parent" dummy per target;
+    columns: the ``n_b`` targets, then one "no child" dummy per source. A source → its dummy
+    and a dummy → its target cost ``alternative / 2`` each; every candidate edge also appears
+    transposed between the dummies at cost 0 (two linked elements free their dummies to pair
+    up). Leaving a pair unlinked costs ``alternative``, linking it ``cost``: the dense
+    objective."""
+    # a sparse matrix would add up repeated pairs: keep each pair's cheapest edge
+    order = np.argsort(cost, kind="stable")
+    _, first = np.unique(a[order] * n_b + b[order], return_index=True)
+    a, b, cost = a[order[first]], b[order[first]], cost[order[first]]
     src = np.arange(n_a)
     dst = np.arange(n_b)
     half = 0.5 * float(alternative)

@@ -410,7 +410,6 @@ class TransformerLinker(Linker):
                                                                 BIRTH_SHARE_MIN_P))
             self.last_birth_share = birth_share(frames, edges, self.net.max_gap)
             th = adaptive_decoding_threshold(self.last_birth_share, **a)
-            edges = edges[edges["p"] > th]
         self.last_threshold = th
         labels = self.tracks_from_edges(len(out), edges, threshold=th)
         if self.close_gaps_frames > 0:
