@@ -81,6 +81,36 @@ def test_dataset_is_reproducible_and_independent_of_workers():
     assert not torch.equal(next(iter(ds))["frames"], first["frames"])
 
 
+def test_edge_windows_are_the_windows_inference_builds_at_a_movies_ends():
+    """Training's end-of-movie windows equal what inference feeds the network for a movie's
+    first and last frame; edge_probability=0 leaves the item stream as it was."""
+    from smlmnet.data.windows import movie_end_window, pad_movie_ends
+
+    movie = np.random.default_rng(0).normal(size=(5, 4, 6)).astype(np.float32)
+    # a movie that starts at frame 1: inference's window of its first frame
+    first = pad_movie_ends(torch.from_numpy(movie[1:]), 1, 0).numpy()[:3]
+    np.testing.assert_array_equal(movie_end_window(movie[:3], at_start=True), first)
+    # a movie that ends at frame 3: the window of its last frame
+    last = pad_movie_ends(torch.from_numpy(movie[:4]), 0, 1).numpy()[-3:]
+    np.testing.assert_array_equal(movie_end_window(movie[2:5], at_start=False), last)
+    np.testing.assert_array_equal(first[0], first[1])
+
+    plain = [x["frames"] for x in make_dataset(length=8, seed=5)]
+    unchanged = [x["frames"] for x in make_dataset(length=8, seed=5, edge_probability=0.0)]
+    edged = [x["frames"] for x in make_dataset(length=8, seed=5, edge_probability=1.0)]
+    assert all(torch.equal(a, b) for a, b in zip(plain, unchanged))
+    sides = []
+    for a, e in zip(plain, edged):
+        assert torch.equal(e[1], a[1])  # the middle frame and so the targets stay
+        start, end = torch.equal(e[0], e[1]), torch.equal(e[2], e[1])
+        assert start != end  # exactly one side is a copy of the middle frame
+        assert torch.equal(e[2], a[2]) if start else torch.equal(e[0], a[0])
+        sides.append(start)
+    assert 0 < sum(sides) < len(sides)  # both ends occur
+    with pytest.raises(ValueError, match="edge_probability"):
+        make_dataset(length=1, edge_probability=1.5)
+
+
 def test_dataset_refuses_to_truncate_targets():
     ds = make_dataset(length=1, max_emitters=2)
     try:

@@ -44,6 +44,9 @@ class SimulatedWindowsDataModule(StreamDataModule):
     optionally domain-randomized (``randomization``: ranges of
     :class:`~smlmnet.simulate.randomize.DomainRandomization`, ``{}`` for its defaults).
 
+    ``edge_probability``: share of windows built like those at a movie's first or last frame
+    (see :class:`~smlmnet.models.datasets.SimulatedMovieDataset`).
+
     Three streams with their own seeds: training items (``seed``; new every epoch, the epoch
     enters every item's seed), fixed validation items (``seed + 1``: checkpoint selection and
     threshold tuning) and fixed test items (``seed + 2``: the numbers a model folder reports).
@@ -52,7 +55,8 @@ class SimulatedWindowsDataModule(StreamDataModule):
     def __init__(self, preset: str = "decode_sptpalm", overrides: list | None = None,
                  n_frames: int = 3, shape_px: tuple = (40, 40), batch_size: int = 32,
                  train_items: int = 2048, val_items: int = 256, num_workers: int = 0,
-                 seed: int = 0, max_emitters: int = 256, randomization: dict | None = None):
+                 seed: int = 0, max_emitters: int = 256, randomization: dict | None = None,
+                 edge_probability: float = 0.0):
         super().__init__()
         # plain Python values (not OmegaConf objects): checkpoints stay loadable with
         # torch.load(weights_only=True)
@@ -67,7 +71,8 @@ class SimulatedWindowsDataModule(StreamDataModule):
         self.save_hyperparameters()
         self.config = load_config(preset, list(overrides or []))
         common = dict(config=self.config, n_frames=n_frames, shape_px=tuple(shape_px),
-                      max_emitters=max_emitters, randomization=randomization)
+                      max_emitters=max_emitters, randomization=randomization,
+                      edge_probability=float(edge_probability))
         self.train_set = SimulatedMovieDataset(length=train_items, seed=seed, **common)
         self.val_set = SimulatedMovieDataset(length=val_items, seed=seed + 1, **common)
         self.test_set = SimulatedMovieDataset(length=val_items, seed=seed + 2, **common)

@@ -16,6 +16,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from smlmnet.data import contracts as C
 from smlmnet.data.camera import adu_to_photons
+from smlmnet.data.windows import movie_end_window
 from smlmnet.simulate.config import SimulationConfig
 from smlmnet.simulate.movie import simulate
 from smlmnet.simulate.randomize import DomainRandomization
@@ -63,6 +64,13 @@ class SimulatedMovieDataset(IterableDataset):
             camera from these ranges and degrade its frames like an exported file (see
             :mod:`smlmnet.simulate.randomize`); targets follow the degradation (photons and
             background in the input's units).
+        edge_probability: share of items that look like a window at either end of a movie as
+            inference builds it (:func:`smlmnet.data.windows.pad_movie_ends`: the frames
+            before the first or after the last frame are copies of it), half at the start and
+            half at the end. Without such items a network never sees an exact copy of the
+            middle frame's noise, and at a movie's first and last frame it takes that copy for
+            a second, consistent look at faint spots (false detections on noisy backgrounds).
+            Targets are unchanged (the middle frame's emitters).
 
     Each item is a dict of tensors:
         ``frames`` ``(T, H, W)`` float32; ``background`` ``(H, W)`` float32 expected
@@ -75,7 +83,8 @@ class SimulatedMovieDataset(IterableDataset):
     def __init__(self, config: SimulationConfig, n_frames: int | None = 3,
                  shape_px: tuple[int, int] | None = None, length: int | None = None,
                  seed: int = 0, max_emitters: int = 256, in_photons: bool = True,
-                 randomization: DomainRandomization | dict | None = None) -> None:
+                 randomization: DomainRandomization | dict | None = None,
+                 edge_probability: float = 0.0) -> None:
         super().__init__()
         if not isinstance(config, SimulationConfig):
             config = SimulationConfig.from_dict(config)
@@ -97,6 +106,9 @@ class SimulatedMovieDataset(IterableDataset):
         if randomization is not None and not isinstance(randomization, DomainRandomization):
             randomization = DomainRandomization.from_dict(randomization)
         self.randomization = randomization
+        if not 0.0 <= edge_probability <= 1.0:
+            raise ValueError(f"edge_probability must be in [0, 1]; got {edge_probability}")
+        self.edge_probability = float(edge_probability)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -130,6 +142,11 @@ class SimulatedMovieDataset(IterableDataset):
         if randomization is not None:
             frames, k, c, (lo, hi) = randomization.degrade(frames, rng)
             background = np.clip(background * k + c, lo, hi).astype(np.float32)
+        if self.edge_probability > 0:
+            # its own stream: items of models trained without edge windows are unchanged
+            edge_rng = np.random.default_rng([s, 2])
+            if edge_rng.random() < self.edge_probability:
+                frames = movie_end_window(frames, at_start=bool(edge_rng.random() < 0.5))
         em = result.emitters[result.emitters[C.ON]]
         if len(em) > self.max_emitters:
             raise ValueError(

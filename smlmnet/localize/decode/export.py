@@ -161,6 +161,7 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
             "simulation_overrides": list(cfg.data.overrides),
             "domain_randomization": randomization.to_dict() if randomization else None,
             "window_shape_px": list(cfg.data.shape_px),
+            "edge_probability": datamodule.train_set.edge_probability,
             "pixel_size_nm": a,
             "epochs": int(module.current_epoch) + 1,
             "train_items": int(cfg.data.train_items),
@@ -196,7 +197,9 @@ def recalibrate(name_or_path: str, output: str | Path, items: int = 512, seed: i
     shape = tuple(shape_px or info["window_shape_px"])
     rnd = info.get("domain_randomization")
     sets = [SimulatedMovieDataset(cfg, loc.net.n_frames, shape, items, seed + i,
-                                  randomization=rnd) for i in (0, 1)]
+                                  randomization=rnd,
+                                  edge_probability=float(info.get("edge_probability") or 0.0))
+            for i in (0, 1)]
     results = tune_and_report(loc.net, sets[0], sets[1], float(info["pixel_size_nm"]))
     info.update(results)
     info["tuning_split"] = f"{items} windows (seed {seed})"

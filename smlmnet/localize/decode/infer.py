@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 from smlmnet.data import contracts as C
 from smlmnet.data.camera import adu_to_photons
 from smlmnet.data.contracts import Movie
+from smlmnet.data.windows import pad_movie_ends
 from smlmnet.localize.base import Localizer, empty_localizations
 from smlmnet.localize.decode.net import DecodeNet
 from smlmnet.localize.decode.post import detect_emitters, uncertainty_scale_at
@@ -114,9 +115,9 @@ class DecodeLocalizer(Localizer):
             lo, hi = max(0, f0 - half), min(T, f1 + half)
             photons = adu_to_photons(np.asarray(movie.frames[lo:hi]), cam)
             x = torch.from_numpy(np.ascontiguousarray(photons, np.float32)).to(self.device)
-            # pad the movie's ends by repeating the first/last frame
+            # the movie's ends: copies of the first/last frame (training: edge_probability)
             pre, post = half - (f0 - lo), half - (hi - f1)
-            x = torch.cat([x[:1].expand(pre, -1, -1), x, x[-1:].expand(post, -1, -1)])
+            x = pad_movie_ends(x, pre, post)
             x_pad, H, W = self.net._pad(x[None])
             # per-frame normalization: identical to training's, whatever batch_frames is
             xn, offset, scale = self.net.normalize(x_pad)
