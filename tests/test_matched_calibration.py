@@ -64,4 +64,5 @@ def test_failed_simulation_keeps_the_model_scale_and_says_why():
     loc = load("decode_generalist")
     out = matched_uncertainty_scale(loc, {"movie_shape": []})
     assert out["scale"] is None and out["error"]
-    assert loc.uncertainty_scale_by_p and loc.threshold == 0.6  # untouched
+    assert loc.uncertainty_scale_by_p  # untouched
+    assert loc.threshold == loc.info["thresholds"]["threshold"]

@@ -3,8 +3,8 @@
 A multi-frame localizer predicts the middle frame of a window of T (odd) frames. The first and
 last frames of a movie have no neighbours on one side; inference fills them with copies of the
 end frame (:func:`pad_movie_ends`), and training shows the network such windows
-(:func:`movie_end_window`, ``edge_probability`` of the training data) so that it learns that a
-copy carries no second look at the same molecules.
+(:func:`movie_end_window`, ``edge_probability`` of the training data), so that it is trained on
+the windows it is given at a movie's ends.
 """
 
 from __future__ import annotations

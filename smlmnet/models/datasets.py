@@ -67,9 +67,10 @@ class SimulatedMovieDataset(IterableDataset):
         edge_probability: share of items that look like a window at either end of a movie as
             inference builds it (:func:`smlmnet.data.windows.pad_movie_ends`: the frames
             before the first or after the last frame are copies of it), half at the start and
-            half at the end. Without such items a network never sees an exact copy of the
-            middle frame's noise, and at a movie's first and last frame it takes that copy for
-            a second, consistent look at faint spots (false detections on noisy backgrounds).
+            half at the end, so that training sees the windows inference feeds the network at
+            a movie's ends (without them a network has never seen an exact copy of a frame's
+            noise; the stage-1 generalist put false positives into the first frame of noisy
+            movies, and 15 % of such windows in its fine-tuning did not remove them).
             Targets are unchanged (the middle frame's emitters).
 
     Each item is a dict of tensors:
