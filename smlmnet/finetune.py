@@ -20,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 log = logging.getLogger(__name__)
@@ -137,4 +138,39 @@ def train_like(movie: str | Path, output: str | Path, *, base_model: str = BASE_
     if proc.returncode != 0:
         raise RuntimeError(f"training failed (exit code {proc.returncode}); its log is in "
                            f"{work / 'run'}")
+    from smlmnet.io.tiff import read_movie_tiff
+    from smlmnet.models.registry import load
+
+    sample = read_movie_tiff(movie, pixel_size_nm, frame_time_s, lazy=True)
+    check = detection_count_check(load(output), load(base_model), sample)
+    write_json(work / "movie_check.json", check, overwrite=True)
     return output
+
+
+#: the fine-tuned model's localizations per frame on the movie, as a share of the base model's,
+#: outside which train-localizer warns (its threshold was tuned on simulations like the movie,
+#: which can miss what the calibration cannot describe, e.g. a defocus halo)
+COUNT_RATIO_RANGE = (0.8, 1.25)
+
+
+def detection_count_check(tuned, base, movie, max_frames: int = 50) -> dict:
+    """Localizations of ``tuned`` and ``base`` on the first ``max_frames`` frames of the
+    user's ``movie`` (no ground truth needed); warns when their ratio leaves
+    :data:`COUNT_RATIO_RANGE`, since then one of the two thresholds does not fit this movie.
+    Returns ``{frames, tuned, base, ratio, warning}``."""
+    from smlmnet.data.contracts import Movie
+
+    n = min(int(max_frames), movie.n_frames)
+    part = Movie(np.asarray(movie.frames[:n]), movie.pixel_size_nm, movie.frame_time_s,
+                 movie.exposure_time_s, movie.camera)
+    a, b = len(tuned.localize(part)), len(base.localize(part))
+    ratio = a / b if b else float("inf") if a else 1.0
+    warning = None
+    lo, hi = COUNT_RATIO_RANGE
+    if not lo <= ratio <= hi:
+        warning = (f"the fine-tuned model finds {a} localizations in the movie's first {n} "
+                   f"frames where its base model finds {b} (ratio {ratio:.2f}): its detection "
+                   "threshold, tuned on simulations like the movie, may not fit the movie "
+                   "itself; compare both on your data (smlmnet analyze --model) before use")
+        log.warning(warning)
+    return {"frames": n, "tuned": a, "base": b, "ratio": ratio, "warning": warning}

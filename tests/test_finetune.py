@@ -80,3 +80,23 @@ def test_like_experiment_rehearses_the_base_models_randomization(tmp_path):
         "domain_randomization"]["psf_sigma_px"]
     r = DomainRandomization.from_dict(rnd)
     assert r.psf_sigma_px == pytest.approx((1.35, 1.65))  # the narrow band stays the main one
+
+
+def test_detection_count_check_warns_when_a_threshold_does_not_fit_the_movie(caplog):
+    """The same model twice agrees (ratio 1, no warning); a copy whose threshold is far too
+    high finds far fewer localizations on the same frames, and the check says so."""
+    from smlmnet.finetune import detection_count_check
+    from smlmnet.models.registry import load
+    from smlmnet.simulate import load_config, simulate
+
+    movie = simulate(load_config("decode_sptpalm", ["n_frames=6", "fov.shape_px=[32,32]",
+                                                     "particles.density_per_um2=2.0"])).movie
+    base, strict = load("decode_generalist"), load("decode_generalist")
+    same = detection_count_check(base, base, movie, max_frames=4)
+    assert same["frames"] == 4 and same["base"] > 5
+    assert same["ratio"] == 1.0 and same["warning"] is None
+    strict.threshold = strict.second_threshold = 0.999
+    with caplog.at_level("WARNING"):
+        off = detection_count_check(strict, base, movie, max_frames=4)
+    assert off["ratio"] < 0.8 and "threshold" in off["warning"]
+    assert "fine-tuned model finds" in caplog.text
