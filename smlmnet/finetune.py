@@ -20,7 +20,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 log = logging.getLogger(__name__)
@@ -158,18 +157,15 @@ def detection_count_check(tuned, base, movie, max_frames: int = 50) -> dict:
     user's ``movie`` (no ground truth needed); warns when their ratio leaves
     :data:`COUNT_RATIO_RANGE`, since then one of the two thresholds does not fit this movie.
     Returns ``{frames, tuned, base, ratio, warning}``."""
-    from smlmnet.data.contracts import Movie
-
-    n = min(int(max_frames), movie.n_frames)
-    part = Movie(np.asarray(movie.frames[:n]), movie.pixel_size_nm, movie.frame_time_s,
-                 movie.exposure_time_s, movie.camera)
+    part = movie.first_frames(max_frames)
+    n = part.n_frames
     a, b = len(tuned.localize(part)), len(base.localize(part))
-    ratio = a / b if b else float("inf") if a else 1.0
+    ratio = a / b if b else (1.0 if a == 0 else None)  # None: only the fine-tuned model finds any
     warning = None
     lo, hi = COUNT_RATIO_RANGE
-    if not lo <= ratio <= hi:
+    if ratio is None or not lo <= ratio <= hi:
         warning = (f"the fine-tuned model finds {a} localizations in the movie's first {n} "
-                   f"frames where its base model finds {b} (ratio {ratio:.2f}): its detection "
+                   f"frames where its base model finds {b}: its detection "
                    "threshold, tuned on simulations like the movie, may not fit the movie "
                    "itself; compare both on your data (smlmnet analyze --model) before use")
         log.warning(warning)

@@ -109,6 +109,12 @@ class Movie:
             )
         self.frames = frames
 
+    def first_frames(self, n: int) -> Movie:
+        """The movie's first ``n`` frames (all if it has fewer), read into memory, with the
+        same calibration."""
+        return Movie(np.asarray(self.frames[:max(1, int(n))]), self.pixel_size_nm,
+                     self.frame_time_s, self.exposure_time_s, self.camera)
+
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.frames.shape)  # type: ignore[return-value]

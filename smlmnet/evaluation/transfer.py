@@ -260,9 +260,7 @@ def _timed_localize(loc, movie: Movie, warmup_frames: int = 3):
         # a user's file has no camera parameters: the localizers warn and read ADU as photons
         warnings.simplefilter("ignore")
         if warmup_frames:
-            n = min(warmup_frames, movie.n_frames)
-            loc.localize(Movie(np.asarray(movie.frames[:n]), movie.pixel_size_nm,
-                               movie.frame_time_s, movie.exposure_time_s, movie.camera))
+            loc.localize(movie.first_frames(warmup_frames))
         t0, c0 = time.perf_counter(), time.process_time()
         est = loc.localize(movie)
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -295,8 +293,7 @@ def run(cfg, out_dir) -> pd.DataFrame:
                                 None if "pixel_size_nm" in stated else px,
                                 None if "frame_time_s" in stated else dt, lazy=True)
         if max_frames:
-            movie = Movie(np.asarray(movie.frames[:int(max_frames)]), movie.pixel_size_nm,
-                          movie.frame_time_s, movie.exposure_time_s, movie.camera)
+            movie = movie.first_frames(max_frames)
         truth = load_truth(folder, movie.pixel_size_nm)
         truth = truth[truth[C.FRAME] < movie.n_frames].reset_index(drop=True)
         movie_rows = []
