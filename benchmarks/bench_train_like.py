@@ -27,7 +27,7 @@ from smlmnet.finetune import train_like
 from smlmnet.io.tiff import read_movie_tiff
 from smlmnet.localize import SpotFitLocalizer
 from smlmnet.metrics.localization import smlm_metrics
-from smlmnet.pretrained import load
+from smlmnet.pretrained import load, read_info
 
 OUT = Path(__file__).resolve().parent / "results" / "train_like"
 
@@ -66,6 +66,12 @@ def main(argv=None) -> pd.DataFrame:
                            frame_time_s=args.frame_time_s)
     train_min = (time.perf_counter() - t0) / 60
     tuned, generalist = load(model_dir), load(args.base_model)
+    fit = read_info(model_dir).get("movie_threshold") or {}
+    t_sim = fit.get("simulation_threshold", tuned.threshold)
+    variants = [("fine-tuned (train-localizer --like)", tuned)]
+    if abs(t_sim - tuned.threshold) > 1e-9:  # also the threshold the simulations gave
+        variants.append((f"fine-tuned, simulated threshold {t_sim:.2f} (--simulation-threshold)",
+                         load(model_dir, threshold=t_sim, second_threshold=t_sim)))
     rows = []
     for folder in movies:
         movie = read_movie_tiff(folder / "movie.tif", args.pixel_size_nm, args.frame_time_s,
@@ -74,8 +80,7 @@ def main(argv=None) -> pd.DataFrame:
         sigma = calibrate_tiff(folder / "movie.tif", pixel_size_nm=args.pixel_size_nm,
                                frame_time_s=args.frame_time_s).psf_sigma_nm or 130.0
         role = "its movie" if folder.name == args.like else "held out (same renderer)"
-        for name, loc in (("fine-tuned (train-localizer --like)", tuned),
-                          (f"{Path(args.base_model).name} (base)", generalist),
+        for name, loc in (*variants, (f"{Path(args.base_model).name} (base)", generalist),
                           (f"mle (calibrated σ {sigma:.0f} nm)", SpotFitLocalizer(
                               "mle", psf_sigma_nm=sigma))):
             rows.append({"movie": folder.name, "role": role, "localizer": name,
@@ -88,7 +93,9 @@ def main(argv=None) -> pd.DataFrame:
         f"simulated like `{args.renderer}/{args.like}` (calibrated from the movie alone), "
         f"{train_min:.1f} min on this machine including calibration and export. Scored "
         "against the renderer's truth (SMLM 2016, 250 nm). The fine-tuned model folder is "
-        f"kept at {model_dir}."])
+        f"kept at {model_dir}.",
+        f"Detection threshold: {fit.get('rule', 'as exported')} (on the first "
+        f"{fit.get('frames', '?')} frames of its movie, no truth used)."])
     shutil.copy2(model_dir / "MODEL_CARD.md", Path(args.out) / "fine_tuned_MODEL_CARD.md")
     print(table.to_string(index=False))
     return table

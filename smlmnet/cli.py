@@ -498,7 +498,8 @@ def cmd_train_localizer(args) -> int:
     out = train_like(args.like, args.output, base_model=args.base_model, steps=args.steps,
                      batch_size=args.batch_size, num_workers=args.workers,
                      camera=args.camera, pixel_size_nm=args.pixel_size_nm,
-                     frame_time_s=args.frame_time_s, overrides=tuple(args.overrides))
+                     frame_time_s=args.frame_time_s, overrides=tuple(args.overrides),
+                     fit_threshold=not args.simulation_threshold)
     print(f"wrote {out}/ (model.yaml, weights.pt, MODEL_CARD.md); use it with "
           f"`smlmnet analyze MOVIE.tif --model {out}`")
     return 0
@@ -664,6 +665,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--camera", choices=["poisson", "scmos", "emccd"])
     p.add_argument("--pixel-size-nm", type=float)
     p.add_argument("--frame-time-s", type=float)
+    p.add_argument("--simulation-threshold", action="store_true",
+                   help="keep the detection threshold tuned on the simulated windows even when "
+                   "its localization count on the movie differs from the base model's (default: "
+                   "move it to match; see smlmnet.finetune)")
     p.add_argument("overrides", nargs="*", help="extra train.py overrides, e.g. trainer=gpu")
     p.set_defaults(func=cmd_train_localizer)
 

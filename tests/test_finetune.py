@@ -34,6 +34,10 @@ def test_train_localizer_like_writes_a_model_folder_that_analyze_uses(tmp_path, 
     lo, hi = info["training_ranges"]["psf_sigma_px"]
     assert lo < 1.1 < hi and hi - lo < 0.4
     assert "like_movie" in info["training_command"]
+    # the threshold was checked on the movie itself, and the choice is recorded
+    fit = info["movie_threshold"]
+    assert fit["frames"] == 20 and info["thresholds"]["threshold"] == fit["threshold"]
+    assert set(fit["counts"]) >= {"0.15", "0.95"} and fit["rule"]
     assert load(model).localize(sim.movie).shape[0] >= 0
     assert main(["analyze", str(movie), "-o", str(tmp_path / "out"), "--model", str(model),
                  "-q"]) == 0
@@ -100,3 +104,38 @@ def test_detection_count_check_warns_when_a_threshold_does_not_fit_the_movie(cap
         off = detection_count_check(strict, base, movie, max_frames=4)
     assert off["ratio"] < 0.8 and "threshold" in off["warning"]
     assert "fine-tuned model finds" in caplog.text
+
+
+def test_movie_matched_threshold_keeps_a_fitting_threshold_and_moves_one_that_does_not():
+    """Counts fall as the threshold rises. A simulated threshold whose count is within
+    COUNT_RATIO_RANGE of the base model's is kept; one that finds half as many is replaced by
+    the threshold whose count is nearest the base's; with no anchor (base finds nothing) the
+    simulated threshold stays."""
+    from smlmnet.finetune import movie_matched_threshold
+
+    counts = {0.2: 400, 0.3: 330, 0.4: 300, 0.5: 240, 0.6: 150}
+    assert movie_matched_threshold(counts, 280, 0.4)[0] == 0.4   # 300/280 fits
+    th, rule = movie_matched_threshold(counts, 325, 0.6)           # 150/325 does not
+    assert th == 0.3 and "0.60" in rule and "325" in rule  # 330 is the nearest count
+    assert movie_matched_threshold(counts, 600, 0.5)[0] == 0.2    # as close as the grid gets
+    assert movie_matched_threshold(counts, 0, 0.6)[0] == 0.6
+    # equal counts: the threshold nearest the simulated one
+    assert movie_matched_threshold({0.3: 200, 0.5: 200, 0.9: 10}, 200, 0.9)[0] == 0.5
+
+
+def test_fit_threshold_to_movie_counts_are_those_of_the_localizer_at_each_threshold():
+    """One pass at the lowest threshold gives the same counts as localizing at each threshold
+    (a higher threshold keeps exactly the detections whose p exceeds it)."""
+    from smlmnet.finetune import fit_threshold_to_movie
+    from smlmnet.models.registry import load, model_dir
+
+    movie = simulate(load_config("decode_sptpalm", ["n_frames=5", "fov.shape_px=[32,32]",
+                                                     "particles.density_per_um2=2.0"])).movie
+    base = load("decode_generalist")
+    fit = fit_threshold_to_movie(model_dir("decode_generalist"), base, movie, max_frames=4)
+    assert fit["frames"] == 4 and fit["base_count"] > 5
+    part = movie.first_frames(4)
+    for t in (0.15, 0.55, 0.8):
+        direct = load("decode_generalist", threshold=t, second_threshold=t).localize(part)
+        assert fit["counts"][f"{t:.2f}"] == len(direct)
+    assert fit["threshold"] == fit["simulation_threshold"]  # the base against itself fits
