@@ -54,6 +54,8 @@ def main(argv=None) -> pd.DataFrame:
                    help="for files that do not state it (andi: 100)")
     p.add_argument("--frame-time-s", type=float, default=None)
     p.add_argument("--out", default=str(OUT))
+    p.add_argument("overrides", nargs="*", help="train.py overrides passed to train-localizer, "
+                   "e.g. model.lr=1e-4")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     root = Path(args.data_root) / args.renderer
@@ -63,7 +65,7 @@ def main(argv=None) -> pd.DataFrame:
     t0 = time.perf_counter()
     model_dir = train_like(root / args.like / "movie.tif", work / "model", steps=args.steps,
                            base_model=args.base_model, pixel_size_nm=args.pixel_size_nm,
-                           frame_time_s=args.frame_time_s)
+                           frame_time_s=args.frame_time_s, overrides=tuple(args.overrides))
     train_min = (time.perf_counter() - t0) / 60
     tuned, generalist = load(model_dir), load(args.base_model)
     fit = read_info(model_dir).get("movie_threshold") or {}
@@ -90,6 +92,7 @@ def main(argv=None) -> pd.DataFrame:
         table[col] = table[col].astype(float)
     write_report(args.out, "train_like", "train-localizer --like vs the generalist", table, [
         f"Fine-tuned for {args.steps} optimizer steps from {args.base_model} on windows "
+        f"(train.py overrides: {' '.join(args.overrides) or 'none'}) "
         f"simulated like `{args.renderer}/{args.like}` (calibrated from the movie alone), "
         f"{train_min:.1f} min on this machine including calibration and export. Scored "
         "against the renderer's truth (SMLM 2016, 250 nm). The fine-tuned model folder is "

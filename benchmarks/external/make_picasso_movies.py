@@ -62,25 +62,26 @@ def background_model(laserpower, bglevel):
                * bglevel)
 
 
-def render(partstruct, photondist, size, background):
+def render(partstruct, photondist, size, background, psf_px=PSF):
     from picasso import simulate
 
     frames = photondist.shape[1]
     movie = np.zeros((frames, size, size))
     for f in range(frames):
-        movie[f] = simulate.convertMovie(f, photondist, partstruct, size, frames, PSF, 0.0,
+        movie[f] = simulate.convertMovie(f, photondist, partstruct, size, frames, psf_px, 0.0,
                                          background, np.sqrt(background), False, [], [])
     movie = simulate.noisy_p(movie, background)
     return simulate.check_type(movie)
 
 
-def write_folder(folder: Path, movie, partstruct, photondist, size, info):
+def write_folder(folder: Path, movie, partstruct, photondist, size, info,
+                 pixelsize=PIXELSIZE):
     import tifffile
 
     folder.mkdir(parents=True, exist_ok=True)
     # picasso states pixel size and frame time: keep them (ImageJ fields), nothing else
     tifffile.imwrite(folder / "movie.tif", movie, imagej=True,
-                     resolution=(1000.0 / PIXELSIZE, 1000.0 / PIXELSIZE),
+                     resolution=(1000.0 / pixelsize, 1000.0 / pixelsize),
                      metadata={"axes": "TYX", "unit": "um", "finterval": ITIME / 1000.0})
     site, frame = np.nonzero(photondist)
     order = np.lexsort((site, frame))
@@ -91,7 +92,7 @@ def write_folder(folder: Path, movie, partstruct, photondist, size, info):
     info.update({"true_locs_below_200_photons": int((photons < 200).sum()),
                  "median_photons": float(np.median(photons)) if len(photons) else None,
                  "saturated_pixels": int((movie >= 65535).sum())})
-    info = write_truth(folder, frame, site, x_px, y_px, PIXELSIZE, photons=photons, info=info)
+    info = write_truth(folder, frame, site, x_px, y_px, pixelsize, photons=photons, info=info)
     print(f"{folder}: {photondist.shape[1]} frames, {len(site)} true localizations, "
           f"{info['distinct_emitters']} emitters", flush=True)
 
@@ -106,6 +107,11 @@ def main(argv=None):
     ap.add_argument("--bglevels", type=float, nargs="+", default=[10, 30, 60, 100],
                     help="picasso 'background level' per movie (one movie each)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--psf-px", type=float, default=PSF, help="PSF σ in camera pixels (GUI "
+                    "default 0.82)")
+    ap.add_argument("--pixelsize-nm", type=float, default=PIXELSIZE,
+                    help="camera pixel in the sample plane (GUI default 130)")
+    ap.add_argument("--name", default="picasso", help="movie folder prefix")
     ap.add_argument("--no-check", action="store_true")
     args = ap.parse_args(argv)
 
@@ -118,16 +124,17 @@ def main(argv=None):
     photonratestd = PHOTONSLOPE / STDFACTOR * args.laserpower
     common = {"renderer": "picasso.simulate (distphotons, convertMovie, noisy_p, check_type)",
               "versions": {p: version(p) for p in ("picassosr", "numpy")},
-              "truth_pixel_size_nm": float(PIXELSIZE), "pixelsize_nm": PIXELSIZE,
-              "psf_sigma_px": PSF, "integration_time_ms": ITIME, "imagesize": S,
+              "truth_pixel_size_nm": float(args.pixelsize_nm),
+              "pixelsize_nm": args.pixelsize_nm,
+              "psf_sigma_px": args.psf_px, "integration_time_ms": ITIME, "imagesize": S,
               "frames": T, "kon": KON, "imager_concentration_nM": IMAGER_NM, "taud_ms": taud,
               "taub_ms": TAUB, "laserpower_kW_cm2": args.laserpower,
               "photonrate_per_ms": photonrate, "photonratestd_per_ms": photonratestd,
               "photons_per_frame_mean": photonrate * ITIME, "photonbudget": PHOTONBUDGET,
               "camera_noise_model": "photon positions drawn from the PSF, Poisson "
               "background (simulate.noisy_p), uint16 (simulate.check_type); no gain/offset",
-              "convention": "x_nm = x_px * 130, y_nm = (S - y_px) * 130 (convertMovie bins "
-              "with edges 0..S and flips rows)"}
+              "convention": f"x_nm = x_px * {args.pixelsize_nm:g}, y_nm = (S - y_px) * "
+              f"{args.pixelsize_nm:g} (convertMovie bins with edges 0..S and flips rows)"}
     if not args.no_check:
         np.random.seed(args.seed + 1000)
         g = np.arange(10, S - 9, 20, dtype=float)
@@ -139,11 +146,11 @@ def main(argv=None):
         pdist = np.full((n, 5), 20000, dtype=int)
         bg = background_model(args.laserpower, 30)
         t0 = time.perf_counter()
-        movie = render(part, pdist, S, bg)
+        movie = render(part, pdist, S, bg, args.psf_px)
         write_folder(out / "_check", movie, part, pdist, S,
                      {**common, "movie": "_check", "background_photons_per_px": bg,
                       "frames": 5, "kind": "convention check: sites always on, 20000 photons",
-                      "render_seconds": time.perf_counter() - t0})
+                      "render_seconds": time.perf_counter() - t0}, args.pixelsize_nm)
     for k, bglevel in enumerate(args.bglevels):
         seed = args.seed + k
         np.random.seed(seed)  # picasso draws from numpy's global RNG
@@ -156,12 +163,12 @@ def main(argv=None):
             pdist[i], _, _ = simulate.distphotons(part, ITIME, T, taud, TAUB, photonrate,
                                                   photonratestd, PHOTONBUDGET)
         bg = background_model(args.laserpower, bglevel)
-        movie = render(part, pdist, S, bg)
-        name = f"picasso_bg{bg:03d}_s{seed}"
+        movie = render(part, pdist, S, bg, args.psf_px)
+        name = f"{args.name}_bg{bg:03d}_s{seed}"
         write_folder(out / name, movie, part, pdist, S,
                      {**common, "movie": name, "seed": seed, "sites": n,
                       "background_level": bglevel, "background_photons_per_px": bg,
-                      "render_seconds": time.perf_counter() - t0})
+                      "render_seconds": time.perf_counter() - t0}, args.pixelsize_nm)
 
 
 if __name__ == "__main__":
