@@ -16,11 +16,15 @@ The detection threshold that training exports is tuned on those simulated window
 simulation misses something about the movie (a defocus halo, the real brightness), that
 threshold does not fit the movie: on a defocused movie it found 0.57× the base model's
 localizations and lost 25 Jaccard points to it. So after training, both models localize the
-movie's first frames (no ground truth needed). When the fine-tuned model's count leaves
-:data:`COUNT_RATIO_RANGE` of the base model's, its threshold is moved to the grid value whose
-count is closest to the base model's (:func:`movie_matched_threshold`). The base model was
-trained on far broader data, and its count is the only ground-truth-free anchor the movie
-offers. Both thresholds and the count curve are recorded in the model folder
+movie's first frames (no ground truth needed), and :func:`movie_matched_threshold` decides:
+
+- the base model is an anchor only where the movie lies inside its training ranges, with no
+  slack (:func:`smlmnet.guard.range_problems`); outside them it is the base that fails (on
+  picasso movies with a 3-px PSF it finds half the spots) and the simulated threshold stays;
+- inside them, when the fine-tuned model's count leaves :data:`COUNT_RATIO_RANGE` of the
+  base's, its threshold moves to the grid value whose count is closest to the base's.
+
+Both thresholds, the reason and the count curve are recorded in the model folder
 (``movie_threshold``); ``--simulation-threshold`` keeps the simulated one.
 """
 
@@ -164,7 +168,7 @@ def train_like(movie: str | Path, output: str | Path, *, base_model: str = BASE_
     base = load(base_model)
     info = read_info(exported)
     if fit_threshold:
-        fit = fit_threshold_to_movie(exported, base, sample)
+        fit = fit_threshold_to_movie(exported, base, sample, cal.to_dict())
         th = fit["threshold"]
         info["thresholds"] = {"threshold": th, "second_threshold": th}
         info["movie_threshold"] = fit
@@ -174,7 +178,8 @@ def train_like(movie: str | Path, output: str | Path, *, base_model: str = BASE_
             "movie_threshold).")
     state = torch.load(exported / "weights.pt", map_location="cpu", weights_only=True)
     write_model_folder(output, state, info)
-    check = detection_count_check(load(output), base, sample)
+    check = detection_count_check(load(output), base, sample,
+                                  base_problems=fit["base_problems"] if fit_threshold else ())
     write_json(work / "movie_check.json", check, overwrite=True)
     return output
 
@@ -185,24 +190,28 @@ def train_like(movie: str | Path, output: str | Path, *, base_model: str = BASE_
 COUNT_RATIO_RANGE = (0.8, 1.25)
 
 
-def detection_count_check(tuned, base, movie, max_frames: int = 50) -> dict:
+def detection_count_check(tuned, base, movie, max_frames: int = 50,
+                          base_problems: list[str] | tuple = ()) -> dict:
     """Localizations of ``tuned`` and ``base`` on the first ``max_frames`` frames of the
     user's ``movie`` (no ground truth needed); warns when their ratio leaves
-    :data:`COUNT_RATIO_RANGE`, since then one of the two thresholds does not fit this movie.
-    Returns ``{frames, tuned, base, ratio, warning}``."""
+    :data:`COUNT_RATIO_RANGE`, since then one of the two thresholds does not fit this movie,
+    unless ``base_problems`` says the movie is outside the base model's training ranges (then
+    the base's count is no reference). Returns ``{frames, tuned, base, ratio, warning,
+    base_problems}``."""
     part = movie.first_frames(max_frames)
     n = part.n_frames
     a, b = len(tuned.localize(part)), len(base.localize(part))
     ratio = a / b if b else (1.0 if a == 0 else None)  # None: only the fine-tuned model finds any
     warning = None
     lo, hi = COUNT_RATIO_RANGE
-    if ratio is None or not lo <= ratio <= hi:
+    if not base_problems and (ratio is None or not lo <= ratio <= hi):
         warning = (f"the fine-tuned model finds {a} localizations in the movie's first {n} "
                    f"frames where its base model finds {b}: its detection "
                    "threshold, tuned on simulations like the movie, may not fit the movie "
                    "itself; compare both on your data (smlmnet analyze --model) before use")
         log.warning(warning)
-    return {"frames": n, "tuned": a, "base": b, "ratio": ratio, "warning": warning}
+    return {"frames": n, "tuned": a, "base": b, "ratio": ratio, "warning": warning,
+            "base_problems": list(base_problems)}
 
 
 #: thresholds that :func:`fit_threshold_to_movie` may choose from (first and second tied)
@@ -210,16 +219,24 @@ MOVIE_THRESHOLD_GRID = tuple(float(t) for t in np.round(np.arange(0.15, 0.951, 0
 
 
 def movie_matched_threshold(counts: dict[float, int], base_count: int,
-                            simulation_threshold: float) -> tuple[float, str]:
+                            simulation_threshold: float, base_problems: list[str] = ()
+                            ) -> tuple[float, str]:
     """The threshold to use on a movie, from the fine-tuned model's localization count at
     each threshold (``counts``) and the base model's count on the same frames.
 
-    Keeps ``simulation_threshold`` when its count is within :data:`COUNT_RATIO_RANGE` of the
-    base model's (or when the base finds nothing: then there is no anchor); otherwise returns
-    the threshold whose count is closest to the base's in log ratio (ties: the one nearest the
-    simulated threshold). Returns ``(threshold, rule)``, ``rule`` a sentence for the card."""
+    Keeps ``simulation_threshold`` when the base is no anchor (``base_problems``: why the
+    movie lies outside the base model's training ranges; or the base finds nothing) or when
+    the simulated threshold's count is within :data:`COUNT_RATIO_RANGE` of the base's;
+    otherwise returns the threshold whose count is closest to the base's in log ratio (ties:
+    the one nearest the simulated threshold). Returns ``(threshold, rule)``, ``rule`` a
+    sentence for the card."""
     lo, hi = COUNT_RATIO_RANGE
     n_sim = counts.get(simulation_threshold)
+    if base_problems:
+        return simulation_threshold, (
+            f"kept the threshold tuned on simulations, {simulation_threshold:.2f} ({n_sim} "
+            f"localizations; the base model finds {base_count} but is no anchor here: "
+            + "; ".join(base_problems) + ")")
     if base_count == 0 or n_sim is None or lo <= n_sim / base_count <= hi:
         return simulation_threshold, (f"kept the threshold tuned on simulations, "
                                       f"{simulation_threshold:.2f}")
@@ -230,12 +247,15 @@ def movie_matched_threshold(counts: dict[float, int], base_count: int,
                          f"{best:.2f} gives {counts[best]}")
 
 
-def fit_threshold_to_movie(folder, base, movie, max_frames: int = 50) -> dict:
+def fit_threshold_to_movie(folder, base, movie, calibration: dict | None = None,
+                           max_frames: int = 50) -> dict:
     """Localize the first ``max_frames`` frames of ``movie`` with the fine-tuned model folder
     (once, at the lowest grid threshold; a higher threshold keeps exactly the detections whose
-    score p exceeds it, see ``detect_emitters``) and with the ``base`` localizer, and choose the
-    threshold with :func:`movie_matched_threshold`. Returns ``{frames, base_count,
-    simulation_threshold, counts, threshold, rule}``."""
+    score p exceeds it, see ``detect_emitters``) and with the ``base`` localizer, check the
+    movie's ``calibration`` (``Calibration.to_dict()``) against the base's training ranges,
+    and choose the threshold with :func:`movie_matched_threshold`. Returns ``{frames,
+    base_count, base_problems, simulation_threshold, counts, threshold, rule}``."""
+    from smlmnet.guard import movie_facts, range_problems
     from smlmnet.models.registry import load, read_info
 
     t_sim = float(read_info(folder)["thresholds"]["threshold"])
@@ -245,8 +265,11 @@ def fit_threshold_to_movie(folder, base, movie, max_frames: int = 50) -> dict:
     grid = sorted({*MOVIE_THRESHOLD_GRID, round(t_sim, 2)})
     counts = {t: int((p > t).sum()) for t in grid}
     n_base = len(base.localize(part))
-    th, rule = movie_matched_threshold(counts, n_base, round(t_sim, 2))
+    facts = movie_facts(movie, None, calibration)
+    problems = range_problems(facts, (base.info or {}).get("training_ranges") or {}, slack=0.0)
+    th, rule = movie_matched_threshold(counts, n_base, round(t_sim, 2), problems)
     log.info("detection threshold on the movie: %s", rule)
-    return {"frames": part.n_frames, "base_count": n_base, "simulation_threshold": t_sim,
+    return {"frames": part.n_frames, "base_count": n_base, "base_problems": problems,
+            "simulation_threshold": t_sim,
             "counts": {f"{t:.2f}": n for t, n in counts.items()}, "threshold": th,
             "rule": rule}

@@ -79,13 +79,14 @@ def movie_flags(calibration: dict | None) -> dict:
     return flags
 
 
-def _outside(value: float, lo: float, hi: float) -> bool:
-    return value < lo * (1 - RANGE_SLACK) or value > hi * (1 + RANGE_SLACK)
+def _outside(value: float, lo: float, hi: float, slack: float = RANGE_SLACK) -> bool:
+    return value < lo * (1 - slack) or value > hi * (1 + slack)
 
 
-def range_problems(facts: dict, ranges: dict) -> list[str]:
-    """Reasons why a movie lies outside a model's ``training_ranges`` (empty: in range).
-    Unknown facts are not held against the model, except a camera that the model needs."""
+def range_problems(facts: dict, ranges: dict, slack: float = RANGE_SLACK) -> list[str]:
+    """Reasons why a movie lies outside a model's ``training_ranges`` (empty: in range),
+    each range widened by the relative ``slack``. Unknown facts are not held against the
+    model, except a camera that the model needs."""
     problems = []
     if not ranges:
         return ["the model records no training ranges"]
@@ -96,17 +97,18 @@ def range_problems(facts: dict, ranges: dict) -> list[str]:
     for key, unit in (("pixel_size_nm", "nm"), ("psf_sigma_px", "px"),
                       ("background_photons_per_px", "photons/px")):
         value, rng = facts.get(key), ranges.get(key)
-        if value is not None and rng and _outside(value, *rng):
+        if value is not None and rng and _outside(value, *rng, slack):
             problems.append(f"{key} = {value:.3g} {unit} is outside the training range "
                             f"{rng[0]:.3g}–{rng[1]:.3g}")
     if facts.get("density_per_px2") is not None and ranges.get("density_per_px2"):
         hi = ranges["density_per_px2"][1]
-        if facts["density_per_px2"] > hi * (1 + RANGE_SLACK):
+        if facts["density_per_px2"] > hi * (1 + slack):
             problems.append(f"density {facts['density_per_px2']:.3g} /px² per frame is above "
                             f"the training maximum {hi:.3g}")
     if facts.get("photons") and ranges.get("photons"):
         lo, hi = ranges["photons"]
-        if _outside(facts["photons"][0], lo, hi) or _outside(facts["photons"][1], lo, hi):
+        if _outside(facts["photons"][0], lo, hi, slack) or _outside(facts["photons"][1], lo, hi,
+                                                                   slack):
             problems.append(f"emitter photons {facts['photons'][0]:.3g}–"
                             f"{facts['photons'][1]:.3g} (10–90 %) are outside the training "
                             f"range {lo:.3g}–{hi:.3g}")

@@ -119,6 +119,9 @@ def test_movie_matched_threshold_keeps_a_fitting_threshold_and_moves_one_that_do
     assert th == 0.3 and "0.60" in rule and "325" in rule  # 330 is the nearest count
     assert movie_matched_threshold(counts, 600, 0.5)[0] == 0.2    # as close as the grid gets
     assert movie_matched_threshold(counts, 0, 0.6)[0] == 0.6
+    # a movie outside the base model's training ranges: the base is no anchor
+    th, rule = movie_matched_threshold(counts, 325, 0.6, ["psf_sigma_px = 3 px is outside"])
+    assert th == 0.6 and "no anchor" in rule and "psf_sigma_px" in rule
     # equal counts: the threshold nearest the simulated one
     assert movie_matched_threshold({0.3: 200, 0.5: 200, 0.9: 10}, 200, 0.9)[0] == 0.5
 
@@ -139,3 +142,16 @@ def test_fit_threshold_to_movie_counts_are_those_of_the_localizer_at_each_thresh
         direct = load("decode_generalist", threshold=t, second_threshold=t).localize(part)
         assert fit["counts"][f"{t:.2f}"] == len(direct)
     assert fit["threshold"] == fit["simulation_threshold"]  # the base against itself fits
+    assert fit["base_problems"] == []  # no calibration given: nothing held against the base
+
+
+def test_the_base_is_no_anchor_for_a_movie_outside_its_ranges():
+    """The range check that decides whether the base model's count may move a threshold uses
+    the training ranges without slack; the guard's fallback decision keeps its slack."""
+    from smlmnet.guard import RANGE_SLACK, range_problems
+
+    ranges = {"psf_sigma_px": [0.6, 2.5]}
+    just_outside = {"psf_sigma_px": 2.5 * (1 + RANGE_SLACK / 2)}
+    assert range_problems(just_outside, ranges) == []
+    assert "psf_sigma_px" in range_problems(just_outside, ranges, slack=0.0)[0]
+    assert range_problems({"psf_sigma_px": 2.4}, ranges, slack=0.0) == []
