@@ -178,8 +178,11 @@ def train_like(movie: str | Path, output: str | Path, *, base_model: str = BASE_
             "movie_threshold).")
     state = torch.load(exported / "weights.pt", map_location="cpu", weights_only=True)
     write_model_folder(output, state, info)
-    check = detection_count_check(load(output), base, sample,
-                                  base_problems=fit["base_problems"] if fit_threshold else ())
+    if fit_threshold:  # the fit already counted both models on those frames
+        check = compare_counts(fit["counts"][f"{fit['threshold']:.2f}"], fit["base_count"],
+                               fit["frames"], fit["base_problems"])
+    else:
+        check = detection_count_check(load(output), base, sample)
     write_json(work / "movie_check.json", check, overwrite=True)
     return output
 
@@ -193,24 +196,30 @@ COUNT_RATIO_RANGE = (0.8, 1.25)
 def detection_count_check(tuned, base, movie, max_frames: int = 50,
                           base_problems: list[str] | tuple = ()) -> dict:
     """Localizations of ``tuned`` and ``base`` on the first ``max_frames`` frames of the
-    user's ``movie`` (no ground truth needed); warns when their ratio leaves
-    :data:`COUNT_RATIO_RANGE`, since then one of the two thresholds does not fit this movie,
-    unless ``base_problems`` says the movie is outside the base model's training ranges (then
-    the base's count is no reference). Returns ``{frames, tuned, base, ratio, warning,
-    base_problems}``."""
+    user's ``movie`` (no ground truth needed), compared by :func:`compare_counts`."""
     part = movie.first_frames(max_frames)
-    n = part.n_frames
-    a, b = len(tuned.localize(part)), len(base.localize(part))
+    return compare_counts(len(tuned.localize(part)), len(base.localize(part)), part.n_frames,
+                          base_problems)
+
+
+def compare_counts(tuned: int, base: int, frames: int,
+                   base_problems: list[str] | tuple = ()) -> dict:
+    """Warn when the fine-tuned model's localization count ``tuned`` on a movie's first
+    ``frames`` frames leaves :data:`COUNT_RATIO_RANGE` of the base model's ``base`` (then one
+    of the two thresholds does not fit this movie), unless ``base_problems`` says the movie is
+    outside the base model's training ranges (then the base's count is no reference).
+    Returns ``{frames, tuned, base, ratio, warning, base_problems}``."""
+    a, b = int(tuned), int(base)
     ratio = a / b if b else (1.0 if a == 0 else None)  # None: only the fine-tuned model finds any
     warning = None
     lo, hi = COUNT_RATIO_RANGE
     if not base_problems and (ratio is None or not lo <= ratio <= hi):
-        warning = (f"the fine-tuned model finds {a} localizations in the movie's first {n} "
+        warning = (f"the fine-tuned model finds {a} localizations in the movie's first {frames} "
                    f"frames where its base model finds {b}: its detection "
                    "threshold, tuned on simulations like the movie, may not fit the movie "
                    "itself; compare both on your data (smlmnet analyze --model) before use")
         log.warning(warning)
-    return {"frames": n, "tuned": a, "base": b, "ratio": ratio, "warning": warning,
+    return {"frames": int(frames), "tuned": a, "base": b, "ratio": ratio, "warning": warning,
             "base_problems": list(base_problems)}
 
 
@@ -219,8 +228,8 @@ MOVIE_THRESHOLD_GRID = tuple(float(t) for t in np.round(np.arange(0.15, 0.951, 0
 
 
 def movie_matched_threshold(counts: dict[float, int], base_count: int,
-                            simulation_threshold: float, base_problems: list[str] = ()
-                            ) -> tuple[float, str]:
+                            simulation_threshold: float,
+                            base_problems: list[str] | tuple = ()) -> tuple[float, str]:
     """The threshold to use on a movie, from the fine-tuned model's localization count at
     each threshold (``counts``) and the base model's count on the same frames.
 

@@ -38,6 +38,11 @@ def test_train_localizer_like_writes_a_model_folder_that_analyze_uses(tmp_path, 
     fit = info["movie_threshold"]
     assert fit["frames"] == 20 and info["thresholds"]["threshold"] == fit["threshold"]
     assert set(fit["counts"]) >= {"0.15", "0.95"} and fit["rule"]
+    import json
+
+    check = json.loads((tmp_path / "scope_training" / "movie_check.json").read_text())
+    assert check["tuned"] == fit["counts"][f"{fit['threshold']:.2f}"]
+    assert check["base"] == fit["base_count"] and check["frames"] == 20
     assert load(model).localize(sim.movie).shape[0] >= 0
     assert main(["analyze", str(movie), "-o", str(tmp_path / "out"), "--model", str(model),
                  "-q"]) == 0
