@@ -337,7 +337,13 @@ def _pixel_diffusion(args, movie, analysis, psf_sigma_nm: float):
     if not args.pixel_diffusion:
         return None
     from smlmnet.data import contracts as C
-    from smlmnet.diffusion.mivit.infer import PIXEL_D, PIXEL_D_LOG_STD, diffusivity_map
+    from smlmnet.diffusion.mivit.infer import (
+        PIXEL_ALPHA,
+        PIXEL_ALPHA_STD,
+        PIXEL_D,
+        PIXEL_D_LOG_STD,
+        diffusivity_map,
+    )
     from smlmnet.models.registry import load
 
     est = load(args.pixel_diffusion)
@@ -346,13 +352,16 @@ def _pixel_diffusion(args, movie, analysis, psf_sigma_nm: float):
                                movie.frames.shape[1:], args.map_bin_px)
     per_track, per_loc = est.estimate(movie, analysis.tracks, psf_sigma_nm)
     analysis.tracks = per_loc
-    cols = per_track.set_index(C.TRACK_ID)[[PIXEL_D, PIXEL_D_LOG_STD]]
+    cols = per_track.set_index(C.TRACK_ID)[[c for c in (PIXEL_D, PIXEL_D_LOG_STD, PIXEL_ALPHA,
+                                                        PIXEL_ALPHA_STD) if c in per_track]]
     if len(analysis.diffusion):
         analysis.diffusion = analysis.diffusion.join(cols, on=C.TRACK_ID)
     analysis.summary["pixel diffusion model"] = str(args.pixel_diffusion)
     d = per_track[PIXEL_D]
     if d.notna().any():
         analysis.summary[f"median {PIXEL_D}"] = float(d.median())
+    if PIXEL_ALPHA in per_track and per_track[PIXEL_ALPHA].notna().any():
+        analysis.summary[f"median {PIXEL_ALPHA}"] = float(per_track[PIXEL_ALPHA].median())
     return diffusivity_map(per_loc, movie.pixel_size_nm, movie.frames.shape[1:],
                            args.map_bin_px)
 

@@ -18,6 +18,7 @@ def run_benchmark(cfg: DictConfig, out_dir: str | Path):
         linking,
         linking_external,
         localization,
+        pixel_anomalous,
         pixel_diffusion,
         pixel_diffusion_external,
         transfer,
@@ -36,6 +37,7 @@ def run_benchmark(cfg: DictConfig, out_dir: str | Path):
                "transfer": transfer.run,
                "generalist": generalist.run,
                "pixel_diffusion": pixel_diffusion.run,
+               "pixel_anomalous": pixel_anomalous.run,
                "pixel_diffusion_external": pixel_diffusion_external.run}
     kind = cfg.benchmark.kind
     if kind not in runners:

@@ -23,8 +23,9 @@ def adamw_warmup_cosine(module) -> dict:
     """``configure_optimizers`` of a LightningModule with ``hparams.lr`` and
     ``hparams.weight_decay``: the schedule runs over the run's total optimizer steps
     (``trainer.max_steps``, or epochs × batches), so it depends on steps, not on wall-clock
-    time or hardware."""
-    opt = torch.optim.AdamW(module.parameters(), lr=module.hparams.lr,
+    time or hardware. Frozen parameters (``requires_grad`` False) are left out."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=module.hparams.lr,
                             weight_decay=module.hparams.weight_decay)
     total = int(module.trainer.estimated_stepping_batches)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine_factor(s, total))

@@ -116,18 +116,26 @@ def load_weights(folder: Path, info: dict, device: str = "cpu") -> dict:
     return torch.load(path, map_location=device, weights_only=True)
 
 
-def init_net_from(net, name_or_path: str | Path) -> dict:
+def init_net_from(net, name_or_path: str | Path, new_parts: tuple[str, ...] = ()) -> dict:
     """Load a model folder's weights into ``net`` (fine-tuning). Its network must have the same
     constructor arguments as ``net`` (``net.config()``), else a ValueError names the
-    differences. Returns the folder's ``model.yaml``."""
+    differences. ``new_parts``: constructor arguments that add a sub-module of the same name
+    (e.g. ``alpha_head``): they may differ, and the sub-module's weights may be missing from
+    the folder (they keep their initialization); nothing else may. Returns the folder's
+    ``model.yaml``."""
     info = read_info(name_or_path)
     theirs = {k: v for k, v in info["net"].items() if k != "_target_"}
-    mine = net.config()
-    differ = {k: (mine.get(k), v) for k, v in theirs.items() if mine.get(k) != v}
+    mine = {k: v for k, v in net.config().items() if k not in new_parts}
+    differ = {k: (mine.get(k), v) for k, v in theirs.items()
+              if k not in new_parts and mine.get(k) != v}
     if differ:
         raise ValueError(f"init_from={name_or_path!r}: its network differs from this one "
                          f"({differ}); set model.net to the same arguments")
-    net.load_state_dict(load_weights(model_dir(name_or_path), info))
+    res = net.load_state_dict(load_weights(model_dir(name_or_path), info), strict=False)
+    new = tuple(f"{p}." for p in new_parts)
+    bad = [k for k in res.missing_keys if not k.startswith(new)] + list(res.unexpected_keys)
+    if bad:
+        raise ValueError(f"init_from={name_or_path!r}: weights do not match the network: {bad}")
     return info
 
 

@@ -30,6 +30,8 @@ from smlmnet.simulate.movie import substep_blur_coefficient
 
 PIXEL_D = "pixel D [um^2/s]"
 PIXEL_D_LOG_STD = "pixel D log-std"
+PIXEL_ALPHA = "pixel alpha"
+PIXEL_ALPHA_STD = "pixel alpha std"
 
 
 def load_pixel_diffusion(folder, info: dict, device: str = "cpu",
@@ -77,7 +79,8 @@ class PixelDiffusionEstimator:
     def predict_tubelets(self, sample: dict) -> dict[str, np.ndarray]:
         """Raw outputs for numpy tubelets (keys of :meth:`TubeletSimulator.sample` that
         :func:`~.targets.to_network_batch` reads), ``batch_size`` at a time: ``log_d``,
-        ``log_var``, ``log_s2`` ``(B,)``, ``frame_log_d``, ``frame_log_var`` ``(B, T)``."""
+        ``log_var``, ``log_s2`` ``(B,)``, ``frame_log_d``, ``frame_log_var`` ``(B, T)``
+        and, with an α head, ``alpha``, ``alpha_log_var`` ``(B,)``."""
         n = len(sample["mask"])
         parts = []
         for s in range(0, n, self.batch_size):
@@ -154,7 +157,9 @@ class PixelDiffusionEstimator:
             psf_sigma_nm: the PSF σ of the microscope (nm).
         Returns:
             ``(per_track, per_localization)``: per track ``track_id``, ``n_points``,
-            ``pixel D [um^2/s]`` and ``pixel D log-std`` (predicted std of ln D); the
+            ``pixel D [um^2/s]`` and ``pixel D log-std`` (predicted std of ln D), with an
+            α head also ``pixel alpha`` and ``pixel alpha std`` (windows of a track
+            combined by inverse variance; ``pixel D`` is then K in µm²/s^α); the
             ``tracks`` table with ``pixel D [um^2/s]`` per localization added (the frame's
             estimate from its window; the index is reset).
         """
@@ -179,6 +184,11 @@ class PixelDiffusionEstimator:
             track_col: labels,
             "n_points": tracks.groupby(track_col, sort=True).size().loc[labels].to_numpy(),
             PIXEL_D: log_d_px_to_um2_s(mu, dt, a), PIXEL_D_LOG_STD: np.exp(0.5 * lv)})
+        if "alpha" in out:   # networks with an α head; D is then K in µm²/s^α
+            _, a_mu, a_lv = combine_log_estimates(out["alpha"], out["alpha_log_var"],
+                                                  tub["track"])
+            per_track[PIXEL_ALPHA] = a_mu
+            per_track[PIXEL_ALPHA_STD] = np.exp(0.5 * a_lv)
         m = tub["row"] >= 0
         per_loc.loc[tub["row"][m], PIXEL_D] = log_d_px_to_um2_s(out["frame_log_d"][m], dt, a)
         return per_track, per_loc

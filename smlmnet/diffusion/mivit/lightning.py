@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch.nn as nn
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from smlmnet.diffusion.mivit.loss import physics_consistency_loss, supervised_loss
 from smlmnet.diffusion.mivit.targets import TubeletStream
@@ -22,15 +22,34 @@ def net_forward(net: nn.Module, batch: dict):
 
 
 class PixelDiffusionModule(L.LightningModule):
-    """Args: net (built by Hydra), lr (peak), weight_decay, w_frame / w_s2 (loss weights),
-    w_ssl: weight of the self-supervised physics-consistency term (0: off)."""
+    """Args: net (built by Hydra), lr (peak), weight_decay, w_frame / w_s2 / w_alpha (loss
+    weights), w_ssl: weight of the self-supervised physics-consistency term (0: off),
+    init_from: a model folder or shipped name whose weights start the training (its network
+    may lack the α branch, which then starts fresh), train_only: parameter-name prefixes that
+    train (e.g. ``[net.alpha_head]``); all others are frozen (None: all train)."""
 
     def __init__(self, net: nn.Module, lr: float = 2e-3, weight_decay: float = 0.01,
-                 w_frame: float = 0.3, w_s2: float = 0.1, w_ssl: float = 0.0):
+                 w_frame: float = 0.3, w_s2: float = 0.1, w_ssl: float = 0.0,
+                 w_alpha: float = 1.0, init_from: str | None = None,
+                 train_only: list[str] | None = None):
         super().__init__()
+        if isinstance(train_only, (DictConfig, ListConfig)):
+            train_only = OmegaConf.to_container(train_only)
         self.save_hyperparameters(ignore=["net"])
         self.hparams["net_config"] = net.config()
         self.net = net
+        if init_from:
+            from smlmnet.models.registry import init_net_from
+
+            info = init_net_from(net, init_from, new_parts=("alpha_head",))
+            self.hparams["init_weights_sha256"] = info.get("weights_sha256")
+        if train_only:
+            prefixes = tuple(str(p) for p in train_only)
+            names = [n for n, _ in self.named_parameters()]
+            if not any(n.startswith(prefixes) for n in names):
+                raise ValueError(f"train_only={list(prefixes)} matches no parameter")
+            for n, p in self.named_parameters():
+                p.requires_grad_(n.startswith(prefixes))
 
     def forward(self, batch):
         return net_forward(self.net, batch)
@@ -38,7 +57,7 @@ class PixelDiffusionModule(L.LightningModule):
     def _step(self, batch):
         out = net_forward(self.net, batch)
         h = self.hparams
-        terms = supervised_loss(out, batch, h.w_frame, h.w_s2)
+        terms = supervised_loss(out, batch, h.w_frame, h.w_s2, h.get("w_alpha", 1.0))
         if h.w_ssl > 0:
             ssl = physics_consistency_loss(out["log_d"], out["log_s2"], batch["loc_px"],
                                            batch["mask"], batch["blur_R"])

@@ -2,12 +2,14 @@
 
 - :func:`gaussian_nll`: heteroscedastic Gaussian negative log-likelihood of ln D.
 - :func:`supervised_loss`: per-track NLL of ln D_px + ``w_frame`` × per-frame NLL +
-  ``w_s2`` × L1 of ln σ_loc² (labels from the simulator).
+  ``w_s2`` × L1 of ln σ_loc² (+ ``w_alpha`` × NLL of α with an α head; labels from the
+  simulator).
 - :func:`physics_consistency_loss` (self-supervised, no labels): the predicted D and σ_loc
   must explain the molecule's observed displacements under the known blur — the exact
   Gaussian likelihood of the MA(1) displacement process of Brownian motion with localization
   noise and motion blur (the model of :class:`smlmnet.diffusion.estimators.MLE`, written
-  here with a dense covariance so that it is differentiable and batched over tracks).
+  here with a dense covariance so that it is differentiable and batched over tracks; it
+  holds for α = 1 only).
   Scored on the displacements the network *saw*, its minimizer is each track's own MLE, so
   it pulls a network towards the noisier per-track MLE on short tracks;
   :func:`heldout_split` gives the held-out version: the network sees one half of each
@@ -35,17 +37,24 @@ def gaussian_nll(mu: torch.Tensor, log_var: torch.Tensor, target: torch.Tensor,
     return (nll * weight).sum() / weight.sum().clamp(min=1)
 
 
-def supervised_loss(out: dict, batch: dict, w_frame: float = 0.3, w_s2: float = 0.1
-                    ) -> dict[str, torch.Tensor]:
+def supervised_loss(out: dict, batch: dict, w_frame: float = 0.3, w_s2: float = 0.1,
+                    w_alpha: float = 1.0) -> dict[str, torch.Tensor]:
     """Loss terms: ``nll`` (track ln D_px), ``frame_nll`` (every valid frame against the
-    track's ln D_px), ``s2_l1`` (ln σ_loc²), ``abs_err`` (|Δ ln D|, monitored) and ``loss``."""
+    track's ln D_px), ``s2_l1`` (ln σ_loc²), ``abs_err`` (|Δ ln D|, monitored) and ``loss``;
+    for a network with an α head and a batch with α labels also ``alpha_nll`` (weight
+    ``w_alpha``) and ``alpha_abs_err`` (|Δα|, monitored: the AnDi MAE)."""
     y = batch["log_d"]
     nll = gaussian_nll(out["log_d"], out["log_var"], y)
     m = batch["mask"].float()
     frame = gaussian_nll(out["frame_log_d"], out["frame_log_var"], y[:, None].expand_as(m), m)
     s2 = F.l1_loss(out["log_s2"], batch["log_s2"])
-    return {"loss": nll + w_frame * frame + w_s2 * s2, "nll": nll, "frame_nll": frame,
-            "s2_l1": s2, "abs_err": (out["log_d"] - y).abs().mean()}
+    terms = {"loss": nll + w_frame * frame + w_s2 * s2, "nll": nll, "frame_nll": frame,
+             "s2_l1": s2, "abs_err": (out["log_d"] - y).abs().mean()}
+    if "alpha" in out and "alpha" in batch:
+        a_nll = gaussian_nll(out["alpha"], out["alpha_log_var"], batch["alpha"])
+        terms.update(loss=terms["loss"] + w_alpha * a_nll, alpha_nll=a_nll,
+                     alpha_abs_err=(out["alpha"] - batch["alpha"]).abs().mean())
+    return terms
 
 
 def displacement_nll(log_d: torch.Tensor, log_s2: torch.Tensor, loc_px: torch.Tensor,

@@ -10,7 +10,9 @@ Inputs (from :func:`smlmnet.diffusion.mivit.targets.to_network_batch`):
 Outputs (dict):
     ``log_d`` ``(B,)`` ln D_px (px²/frame), ``log_var`` ``(B,)`` its predicted log-variance,
     ``log_s2`` ``(B,)`` ln σ_loc² (px²) of the localizations, ``frame_log_d`` /
-    ``frame_log_var`` ``(B, T)`` per-frame estimates (per-localization D).
+    ``frame_log_var`` ``(B, T)`` per-frame estimates (per-localization D); a MiViT with
+    ``alpha_head`` adds ``alpha`` and ``alpha_log_var`` ``(B,)`` (the anomalous exponent and
+    its predicted log-variance).
 
 - :class:`MiViT`: spatio-temporal vision transformer from timm ``Block``s: each frame is cut
   into ``p × p`` pixel tubelets (a strided conv), one frame token per frame carries its
@@ -67,6 +69,29 @@ class _Heads(nn.Module):
         return self.fc(self.norm(h))
 
 
+class _AlphaBranch(nn.Module):
+    """The α branch of a MiViT: one more temporal block over the backbone's conditioning and
+    frame tokens (α lives in the correlation of successive displacements and in how the blur
+    grows within a frame), then LayerNorm + linear → (α, log-variance), starting at α = 1.
+    It reads the backbone's tokens and changes nothing in them, so a backbone trained for D
+    can be frozen while the branch learns (``PixelDiffusionModule(train_only=...)``)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.block = Block(dim, heads, mlp_ratio=mlp_ratio, qkv_bias=True)
+        self.norm = nn.LayerNorm(2 * dim)
+        self.fc = nn.Linear(2 * dim, 2)
+        nn.init.zeros_(self.fc.weight)
+        with torch.no_grad():
+            self.fc.bias.copy_(torch.tensor([1.0, -1.0]))
+
+    def forward(self, tokens, bias, mask):  # (B, 1 + T, dim), (B, 1, 1, 1 + T), (B, T)
+        h = self.block(tokens, attn_mask=bias)
+        m = mask[..., None].float()
+        pooled = (h[:, 1:] * m).sum(1) / m.sum(1).clamp(min=1)
+        return self.fc(self.norm(torch.cat([h[:, 0], pooled], dim=1)))
+
+
 class _SpatialEncoder(nn.Module):
     """Per-frame pixel tokens: ``(B·T, K, K)`` → ``(B·T, N, dim)`` plus spatial positions."""
 
@@ -97,22 +122,28 @@ class MiViT(nn.Module):
             replaced by a learned "no features" embedding (modality dropout: the pixel pathway
             has to read D on its own instead of leaning on the displacements; 0: off, and no
             extra parameter, so older weights load unchanged).
+        alpha_head: add the α branch (:class:`_AlphaBranch`; factorized attention only;
+            False: no extra parameter, older weights load unchanged).
     """
 
     def __init__(self, frames: int = 16, size: int = 15, spatial_patch: int = 5,
                  dim: int = 64, heads: int = 4, depth_space: int = 2, depth_time: int = 2,
                  mlp_ratio: float = 2.0, attention: str = "factorized",
                  use_features: bool = True, drop_path: float = 0.0,
-                 feature_dropout: float = 0.0):
+                 feature_dropout: float = 0.0, alpha_head: bool = False):
         super().__init__()
         if attention not in ("factorized", "joint"):
             raise ValueError(f"attention must be factorized or joint; got {attention!r}")
+        if alpha_head and attention != "factorized":
+            raise ValueError("alpha_head needs attention='factorized'")
         self._config = dict(frames=frames, size=size, spatial_patch=spatial_patch, dim=dim,
                             heads=heads, depth_space=depth_space, depth_time=depth_time,
                             mlp_ratio=mlp_ratio, attention=attention,
                             use_features=use_features, drop_path=drop_path)
         if feature_dropout:
             self._config["feature_dropout"] = float(feature_dropout)
+        if alpha_head:
+            self._config["alpha_head"] = True
         if not 0 <= feature_dropout < 1:
             raise ValueError(f"feature_dropout must lie in [0, 1); got {feature_dropout}")
         self.frames, self.attention, self.use_features = frames, attention, use_features
@@ -133,6 +164,7 @@ class MiViT(nn.Module):
             self.blocks = nn.ModuleList(block() for _ in range(depth_space + depth_time))
         self.head = _Heads(2 * dim, 3)
         self.frame_head = _Heads(dim, 2)
+        self.alpha_head = _AlphaBranch(dim, heads, mlp_ratio) if alpha_head else None
 
     def config(self) -> dict:
         return dict(self._config)
@@ -160,6 +192,7 @@ class MiViT(nn.Module):
             for blk in self.time_blocks:
                 h = blk(h, attn_mask=bias)
             ctx, frame_h = h[:, 0], h[:, 1:]
+            alpha = self.alpha_head(h, bias, mask) if self.alpha_head is not None else None
         else:
             pix = pix.reshape(B, T, N, dim) + self.time_pos[:, :T, None]
             h = torch.cat([ftok[:, :, None], pix], dim=2).reshape(B, T * (N + 1), dim)
@@ -175,8 +208,11 @@ class MiViT(nn.Module):
         pooled = (frame_h * m).sum(1) / m.sum(1).clamp(min=1)
         out = self.head(torch.cat([ctx, pooled], dim=1))
         fr = self.frame_head(frame_h)
-        return {"log_d": out[:, 0], "log_var": out[:, 1], "log_s2": out[:, 2],
-                "frame_log_d": fr[..., 0], "frame_log_var": fr[..., 1]}
+        res = {"log_d": out[:, 0], "log_var": out[:, 1], "log_s2": out[:, 2],
+               "frame_log_d": fr[..., 0], "frame_log_var": fr[..., 1]}
+        if self.alpha_head is not None:
+            res.update(alpha=alpha[:, 0], alpha_log_var=alpha[:, 1])
+        return res
 
 
 class _PerFrameNet(nn.Module):

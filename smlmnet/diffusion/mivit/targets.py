@@ -1,14 +1,18 @@
 """Tubelets (pixel patches around a tracked molecule) with their truth, simulated on the fly.
 
 A tubelet is ``T`` frames × ``K × K`` pixels cut around the *measured* localization of one
-Brownian molecule in each frame. Only the patches are rendered (no movie), vectorized over
-molecules, frames and motion sub-steps, with the simulator's physics:
+molecule in each frame (Brownian or, with ``anomalous_probability``, fractional Brownian).
+Only the patches are rendered (no movie), vectorized over molecules, frames and motion
+sub-steps, with the simulator's physics:
 
-- motion: Brownian on ``substeps`` equally spaced sub-steps per frame; the camera integrates
-  the first ``n_exp`` of them (``n_exp = 1``: stroboscopic, no blur; ``n_exp = substeps``:
-  continuous exposure, blur coefficient R = 1/6), each with an equal share of the frame's
-  photons, through the pixel-integrated Gaussian PSF (:func:`smlmnet.simulate.psf.
-  pixel_integrals`, optional wide halo), so the blur has its true shape;
+- motion: Brownian on ``substeps`` equally spaced sub-steps per frame (or fractional Brownian
+  motion with exponent α, exact fGn on the same sub-step grid, :func:`smlmnet.simulate.fbm.
+  fgn_2d`, with MSD(τ) = 2·K·τ^α per axis, so that K is the Brownian D at a lag of one frame
+  whatever α); the camera integrates the first ``n_exp`` of them (``n_exp = 1``:
+  stroboscopic, no blur; ``n_exp = substeps``: continuous exposure, blur coefficient
+  R = 1/6), each with an equal share of the frame's photons, through the pixel-integrated
+  Gaussian PSF (:func:`smlmnet.simulate.psf.pixel_integrals`, optional wide halo), so the
+  blur has its true shape;
 - background (uniform photons/px) and camera (ideal, sCMOS, EMCCD: :func:`smlmnet.simulate.
   camera.camera_adu` with :meth:`DomainRandomization._camera`), converted back to photons
   with :func:`smlmnet.data.camera.adu_to_photons`, as the pipeline does;
@@ -18,7 +22,8 @@ molecules, frames and motion sub-steps, with the simulator's physics:
   of the localizations are given to the network beside the pixels.
 
 Units: the network works in pixels and frames. Its target is ``ln D_px`` with
-``D_px = D·Δt/a²`` (px²/frame); :func:`log_d_px_to_um2_s` converts back to µm²/s. Per
+``D_px = D·Δt/a²`` (px²/frame; for α ≠ 1 the generalized K·Δt^α/a², px²/frame^α) and, for
+networks with an α head, α; :func:`log_d_px_to_um2_s` converts back to µm²/s (µm²/s^α). Per
 molecule: D log-uniform in ``D_um2_s``, exposure/frame fraction (stroboscopic with
 ``stroboscopic_probability``, else uniform), frame time, pixel size, PSF σ, photons,
 background and camera drawn from :class:`~smlmnet.simulate.randomize.DomainRandomization`'s
@@ -38,6 +43,7 @@ from torch.utils.data import IterableDataset
 from smlmnet.data.camera import adu_to_photons, camera_dict
 from smlmnet.models.datasets import _rank_and_world, item_seed, shard_indices
 from smlmnet.simulate.camera import camera_adu
+from smlmnet.simulate.fbm import fgn_2d
 from smlmnet.simulate.movie import substep_blur_coefficient
 from smlmnet.simulate.psf import pixel_integrals
 from smlmnet.simulate.randomize import DomainRandomization
@@ -166,6 +172,10 @@ class TubeletSimulator:
             background_photons_per_px, halo and cameras: ``None`` takes the
             :class:`DomainRandomization` ranges (the generalist localizer's).
         localizer_excess: uniform range of the factor on the Mortensen localization error.
+        alpha, anomalous_probability: the share of molecules that move by fractional
+            Brownian motion, with α uniform in ``alpha``; the others are Brownian (α = 1).
+            0 (default): all Brownian, and the random draws are those of a Brownian-only
+            simulator (same seeds, same tubelets).
     """
 
     def __init__(self, frames: int = 16, size: int = 15, substeps: int = 8, min_length: int = 4,
@@ -173,7 +183,8 @@ class TubeletSimulator:
                  stroboscopic_probability: float = 0.15, pixel_size_nm=(80.0, 160.0),
                  frame_time_s=None, psf_sigma_px=None, photons=None,
                  background_photons_per_px=None, halo_probability: float | None = None,
-                 cameras: dict | None = None, localizer_excess=(1.0, 1.5)) -> None:
+                 cameras: dict | None = None, localizer_excess=(1.0, 1.5),
+                 alpha=(1.0, 1.0), anomalous_probability: float = 0.0) -> None:
         dr = DomainRandomization()
         if size % 2 != 1:
             raise ValueError(f"patch size must be odd; got {size}")
@@ -195,6 +206,13 @@ class TubeletSimulator:
                                       else halo_probability)
         self.cameras = dict(dr.cameras if cameras is None else cameras)
         self.localizer_excess = tup(localizer_excess, None)
+        self.alpha = tup(alpha, None)
+        self.anomalous_probability = float(anomalous_probability)
+        if not (0 < self.alpha[0] <= self.alpha[1] < 2):
+            raise ValueError(f"alpha range must lie in (0, 2); got {alpha}")
+        if not 0 <= self.anomalous_probability <= 1:
+            raise ValueError("anomalous_probability must lie in [0, 1]; got "
+                             f"{anomalous_probability}")
         self._dr = DomainRandomization(halo_fraction=dr.halo_fraction,
                                        halo_sigma_factor=dr.halo_sigma_factor,
                                        cameras=self.cameras)
@@ -211,7 +229,9 @@ class TubeletSimulator:
                 "background_photons_per_px": list(self.background_photons_per_px),
                 "halo_probability": self.halo_probability,
                 "cameras": sorted(k for k, v in self.cameras.items() if v > 0),
-                "localizer_error_factor": list(self.localizer_excess)}
+                "localizer_error_factor": list(self.localizer_excess),
+                "alpha": list(self.alpha),
+                "anomalous_probability": self.anomalous_probability}
 
     @staticmethod
     def _log_uniform(rng, lo_hi, n):
@@ -228,8 +248,9 @@ class TubeletSimulator:
         Returns a dict of numpy arrays: ``patches`` ``(B, T, K, K)`` photons, ``mask``
         ``(B, T)``, ``loc_px`` ``(B, T, 2)`` measured localizations (px, relative to the
         first frame's patch corner), ``true_px`` ``(B, T, 2)`` exposure-averaged positions,
-        ``features`` ``(B, T, 4)``, ``log_d`` ``(B,)`` ln D_px, ``log_s2`` ``(B,)`` ln σ_loc²
-        (px²), ``blur_R``, ``exposure_fraction``, ``D [um^2/s]``, ``frame_time_s``,
+        ``features`` ``(B, T, 4)``, ``log_d`` ``(B,)`` ln D_px (fBM: ln K_px), ``alpha``,
+        ``log_s2`` ``(B,)`` ln σ_loc² (px²), ``blur_R`` (Brownian blur coefficient: exact
+        for α = 1 only), ``exposure_fraction``, ``D [um^2/s]``, ``frame_time_s``,
         ``pixel_size_nm``, ``psf_sigma_px``, ``photons``, ``background``, ``sigma_loc_px``,
         ``length`` (all ``(B,)``).
         """
@@ -258,9 +279,17 @@ class TubeletSimulator:
         length = draw("length", lambda: rng.integers(self.min_length, T + 1, B)).astype(int)
         excess = draw("localizer_excess", lambda: rng.uniform(*self.localizer_excess, B))
 
-        # Brownian motion on the sub-step grid (px), D_px in px²/frame
+        # motion on the sub-step grid (px), D_px in px²/frame (fBM: K_px in px²/frame^α)
         d_px = D * dt / (a / 1000.0) ** 2
-        steps = rng.normal(size=(B, T * S, 2)) * np.sqrt(2 * d_px / S)[:, None, None]
+        if "alpha" in fixed or self.anomalous_probability > 0:
+            alpha = draw("alpha", lambda: np.where(
+                rng.random(B) < self.anomalous_probability,
+                rng.uniform(*self.alpha, B), 1.0))
+            # unit fGn on sub-steps of 1/S frame: Var = 2 K_px (1/S)^α per axis and sub-step
+            steps = fgn_2d(rng, alpha, T * S) * np.sqrt(2 * d_px * S ** -alpha)[:, None, None]
+        else:
+            alpha = np.ones(B)
+            steps = rng.normal(size=(B, T * S, 2)) * np.sqrt(2 * d_px / S)[:, None, None]
         pos = np.cumsum(steps, axis=1).reshape(B, T, S, 2)
         pos += rng.uniform(0, 1, (B, 1, 1, 2)) + 4 * K  # start anywhere in a pixel, > 0
         exposed = np.arange(S)[None, :] < n_exp[:, None]  # (B, S)
@@ -296,6 +325,7 @@ class TubeletSimulator:
                 "loc_px": (loc - corner).astype(np.float32),
                 "true_px": (true - corner).astype(np.float32),
                 "log_d": np.log(d_px).astype(np.float32),
+                "alpha": alpha.astype(np.float32),
                 "log_s2": np.log(s_loc**2).astype(np.float32),
                 "blur_R": R.astype(np.float32), "exposure_fraction": f_eff.astype(np.float32),
                 "D [um^2/s]": D, "frame_time_s": dt, "pixel_size_nm": a,
@@ -308,14 +338,14 @@ def to_network_batch(sample: dict) -> dict[str, torch.Tensor]:
     """Numpy tubelets (from :meth:`TubeletSimulator.sample` or :mod:`.infer`) → the tensors
     a network and its losses read: ``x`` ``(B, T, K, K)`` normalized patches, ``features``,
     ``cond`` ``(B, 4)``, ``mask``, ``loc_px``, ``blur_R`` and, when present, the targets
-    ``log_d`` and ``log_s2``."""
+    ``log_d``, ``log_s2`` and ``alpha``."""
     mask = torch.as_tensor(np.asarray(sample["mask"], bool))
     x, signal, bg = normalize_tubelets(sample["patches"], mask)
     out = {"x": x, "features": torch.as_tensor(np.asarray(sample["features"], np.float32)),
            "cond": conditioning(sample["exposure_fraction"], sample["psf_sigma_px"], signal, bg),
            "mask": mask, "loc_px": torch.as_tensor(np.asarray(sample["loc_px"], np.float32)),
            "blur_R": torch.as_tensor(np.asarray(sample["blur_R"], np.float32))}
-    for key in ("log_d", "log_s2"):
+    for key in ("log_d", "log_s2", "alpha"):
         if key in sample:
             out[key] = torch.as_tensor(np.asarray(sample[key], np.float32))
     return out
