@@ -70,23 +70,30 @@ class _Heads(nn.Module):
 
 
 class _AlphaBranch(nn.Module):
-    """The α branch of a MiViT: one more temporal block over the backbone's conditioning and
-    frame tokens (α lives in the correlation of successive displacements and in how the blur
-    grows within a frame), then LayerNorm + linear → (α, log-variance), starting at α = 1.
-    It reads the backbone's tokens and changes nothing in them, so a backbone trained for D
-    can be frozen while the branch learns (``PixelDiffusionModule(train_only=...)``)."""
+    """The α branch of a MiViT: ``depth`` temporal blocks over the backbone's conditioning and
+    frame tokens, to which it adds its own embedding of the raw localization features (α lives
+    in the correlation of successive displacements, and in how the blur grows within a
+    frame), then LayerNorm + linear → (α, log-variance), starting at α = 1. It reads the
+    backbone's tokens and changes nothing in them, so a backbone trained for D can be frozen
+    while the branch learns (``PixelDiffusionModule(train_only=...)``)."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, depth: int = 2):
         super().__init__()
-        self.block = Block(dim, heads, mlp_ratio=mlp_ratio, qkv_bias=True)
+        self.feat_embed = nn.Linear(N_FEATURES, dim)
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio=mlp_ratio, qkv_bias=True)
+                                    for _ in range(depth))
         self.norm = nn.LayerNorm(2 * dim)
         self.fc = nn.Linear(2 * dim, 2)
         nn.init.zeros_(self.fc.weight)
         with torch.no_grad():
             self.fc.bias.copy_(torch.tensor([1.0, -1.0]))
 
-    def forward(self, tokens, bias, mask):  # (B, 1 + T, dim), (B, 1, 1, 1 + T), (B, T)
-        h = self.block(tokens, attn_mask=bias)
+    def forward(self, tokens, features, bias, mask):
+        """tokens ``(B, 1 + T, dim)`` (conditioning, frames), features ``(B, T, 4)``, bias
+        ``(B, 1, 1, 1 + T)``, mask ``(B, T)`` → ``(B, 2)``."""
+        h = torch.cat([tokens[:, :1], tokens[:, 1:] + self.feat_embed(features)], dim=1)
+        for blk in self.blocks:
+            h = blk(h, attn_mask=bias)
         m = mask[..., None].float()
         pooled = (h[:, 1:] * m).sum(1) / m.sum(1).clamp(min=1)
         return self.fc(self.norm(torch.cat([h[:, 0], pooled], dim=1)))
@@ -192,7 +199,8 @@ class MiViT(nn.Module):
             for blk in self.time_blocks:
                 h = blk(h, attn_mask=bias)
             ctx, frame_h = h[:, 0], h[:, 1:]
-            alpha = self.alpha_head(h, bias, mask) if self.alpha_head is not None else None
+            alpha = self.alpha_head(h, feats, bias, mask) if self.alpha_head is not None \
+                else None
         else:
             pix = pix.reshape(B, T, N, dim) + self.time_pos[:, :T, None]
             h = torch.cat([ftok[:, :, None], pix], dim=2).reshape(B, T * (N + 1), dim)
