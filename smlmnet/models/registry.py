@@ -181,7 +181,9 @@ def model_info_header(cfg, net, kind: str, description: str = "") -> dict:
             "net": {"_target_": f"{type(net).__module__}.{type(net).__name__}",
                     **net.config()},
             "training_command": reproduce_command(), "provenance": provenance(),
-            "trained_on": str(cfg.get("trained_on") or "see training_command")}
+            "trained_on": str(cfg.get("trained_on") or "see training_command"),
+            **({"reproduce_note": str(cfg.reproduce_note)} if cfg.get("reproduce_note")
+               else {})}
 
 
 def write_model_folder(folder: str | Path, state_dict: dict, info: dict) -> Path:
@@ -247,7 +249,8 @@ def render_model_card(info: dict) -> str:
                   f"```bash\n{info['recalibration_command']}\n```", ""]
     facts = {k: info[k] for k in ("trained_on", "epochs", "global_steps", "train_items",
                                   "simulation_preset", "simulation_overrides",
-                                  "window_shape_px", "pixel_size_nm") if k in info}
+                                  "window_shape_px", "pixel_size_nm", "initialized_from",
+                                  "trained_parameters", "frozen_unchanged") if k in info}
     net = {k: v for k, v in (info.get("net") or {}).items()}
     lines += ["## Training", "", *(f"- {k}: {_fmt(v)}" for k, v in facts.items()),
               f"- network: {_fmt(net)}", f"- weights sha256: `{info.get('weights_sha256', '')}`",

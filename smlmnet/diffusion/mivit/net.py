@@ -71,15 +71,16 @@ class _Heads(nn.Module):
 
 class _AlphaBranch(nn.Module):
     """The α branch of a MiViT: ``depth`` temporal blocks over the backbone's conditioning and
-    frame tokens, to which it adds its own embedding of the raw localization features (α lives
-    in the correlation of successive displacements, and in how the blur grows within a
-    frame), then LayerNorm + linear → (α, log-variance), starting at α = 1. It reads the
-    backbone's tokens and changes nothing in them, so a backbone trained for D can be frozen
-    while the branch learns (``PixelDiffusionModule(train_only=...)``)."""
+    frame tokens, to which it adds its own embedding of the raw localization features and of
+    the track's positions rebuilt from them (α lives in how the MSD grows with the lag, in the
+    correlation of successive displacements, and in how the blur grows within a frame), then
+    LayerNorm + linear → (α, log-variance), starting at α = 1. It reads the backbone's tokens
+    and changes nothing in them, so a backbone trained for D can be frozen while the branch
+    learns (``PixelDiffusionModule(train_only=...)``)."""
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float, depth: int = 2):
         super().__init__()
-        self.feat_embed = nn.Linear(N_FEATURES, dim)
+        self.feat_embed = nn.Linear(N_FEATURES + 2, dim)
         self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio=mlp_ratio, qkv_bias=True)
                                     for _ in range(depth))
         self.norm = nn.LayerNorm(2 * dim)
@@ -91,10 +92,16 @@ class _AlphaBranch(nn.Module):
     def forward(self, tokens, features, bias, mask):
         """tokens ``(B, 1 + T, dim)`` (conditioning, frames), features ``(B, T, 4)``, bias
         ``(B, 1, 1, 1 + T)``, mask ``(B, T)`` → ``(B, 2)``."""
-        h = torch.cat([tokens[:, :1], tokens[:, 1:] + self.feat_embed(features)], dim=1)
+        m = mask[..., None].float()
+        # the track's positions relative to its mean (px, asinh), rebuilt from the
+        # displacements: MSD at every lag, not only at one frame (a step across a missing
+        # frame is 0 in the features, so positions after a gap are shifted by it)
+        pos = torch.sinh(features[..., 2:4]).cumsum(1)
+        pos = pos - (pos * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp(min=1)
+        extra = torch.cat([features, torch.asinh(pos) * m], dim=-1)
+        h = torch.cat([tokens[:, :1], tokens[:, 1:] + self.feat_embed(extra)], dim=1)
         for blk in self.blocks:
             h = blk(h, attn_mask=bias)
-        m = mask[..., None].float()
         pooled = (h[:, 1:] * m).sum(1) / m.sum(1).clamp(min=1)
         return self.fc(self.norm(torch.cat([h[:, 0], pooled], dim=1)))
 
