@@ -154,6 +154,7 @@ def test_micro_alpha_benchmark_runs(alpha_model, tmp_path):
     cfg.trajectory_model = None
     cfg.seeds, cfg.n_per_cell = [1, 2], 6
     cfg.alpha, cfg.exposure_fraction, cfg.lengths = [0.5, 1.5], [1.0], [8]
+    cfg.speed_tubelets, cfg.speed_repeats = 16, 1
     table = run(cfg, tmp_path)
     assert len(table) == 3 and {"mivit alpha MAE", "msd_loglog alpha MAE", "ratio"} <= set(table)
     assert (tmp_path / "pixel_anomalous.md").exists()
