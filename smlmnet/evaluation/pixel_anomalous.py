@@ -23,7 +23,7 @@ from scipy import stats
 from smlmnet.data import contracts as C
 from smlmnet.diffusion.estimators import ESTIMATORS
 from smlmnet.diffusion.mivit.targets import TubeletSimulator
-from smlmnet.evaluation.pixel_diffusion import _first_frames, _tracks_table, throughput
+from smlmnet.evaluation.pixel_diffusion import _first_frames, _tracks_table, speed_table
 from smlmnet.evaluation.report import write_report
 from smlmnet.metrics.diffusion import mae_alpha
 
@@ -119,11 +119,7 @@ def run(cfg, out_dir) -> pd.DataFrame:
     per_seed = pd.DataFrame(per_seed)
     track = ["msd_loglog"] + (["trajnet"] if traj is not None else [])
     table = summarize(per_seed, list(nets), track)
-    pool = sim.sample(np.random.default_rng(int(cfg.get("speed_seed", 0))),
-                      int(cfg.get("speed_tubelets", 2048)), D_um2_s=D1, alpha=1.0,
-                      exposure_fraction=1.0, length=T, **micro)
-    speed = throughput(nets, pool, a, dt, float(pool["blur_R"][0]),
-                       repeats=int(cfg.get("speed_repeats", 3)))
+    speed = speed_table(cfg, nets, sim, micro, T, D_um2_s=D1, alpha=1.0)
     micro_txt = ", ".join(f"{k} = {v}" for k, v in micro.items())
     notes = [
         f"Fractional Brownian motion with MSD = 4Kτ^α and K = {D1:g}·Δt^(1−α) µm²/s^α (the "
@@ -140,7 +136,8 @@ def run(cfg, out_dir) -> pd.DataFrame:
         "localizations. ratio = best pixel network's α MAE / best track-based method's.",
         f"lnK RMSE: RMSE of ln K (K clipped to {list(clip)} µm²/s^α) of the pixel networks "
         "and of the trajectory network.",
-        f"Speed: {len(pool['mask'])} molecules of {T} frames (continuous exposure), median of "
+        f"Speed: {cfg.get('speed_tubelets', 2048)} molecules of {T} frames (continuous "
+        "exposure), median of "
         f"{cfg.get('speed_repeats', 3)} timed repeats after a warm-up, torch threads "
         f"{torch.get_num_threads()}, batch {cfg.batch_size} tubelets (the network with its α "
         "head: D and α in one pass); MSD and CVE: tracks/s of the same molecules in the same "

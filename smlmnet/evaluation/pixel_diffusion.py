@@ -121,6 +121,19 @@ def throughput(nets: dict, pool: dict, pixel_size_nm: float, dt: float, R: float
     return out
 
 
+def speed_table(cfg, nets: dict, sim: TubeletSimulator, micro: dict, frames: int,
+                **fixed) -> pd.DataFrame:
+    """:func:`throughput` on one pool of ``cfg.speed_tubelets`` molecules (seed
+    ``cfg.speed_seed``; D 1 µm²/s, continuous exposure, all ``frames``, unless ``fixed``
+    pins other values), ``cfg.speed_repeats`` timed repeats."""
+    rng = np.random.default_rng(int(cfg.get("speed_seed", 0)))
+    pool = sim.sample(rng, int(cfg.get("speed_tubelets", 2048)),
+                      **{"D_um2_s": 1.0, "exposure_fraction": 1.0, "length": frames, **micro,
+                         **fixed})
+    return throughput(nets, pool, float(micro["pixel_size_nm"]), float(micro["frame_time_s"]),
+                      float(pool["blur_R"][0]), repeats=int(cfg.get("speed_repeats", 3)))
+
+
 def simulate_cell(sim: TubeletSimulator, rng, n: int, D: float, f: float, length: int,
                   micro: dict) -> dict:
     """``n`` tubelets of one grid cell on the benchmark's fixed microscope."""
@@ -174,10 +187,7 @@ def run(cfg, out_dir) -> pd.DataFrame:
         per_seed.append(row)
     per_seed = pd.DataFrame(per_seed)
     table = summarize(per_seed, list(nets), [m for m in methods if m not in nets])
-    pool = simulate_cell(sim, np.random.default_rng(int(cfg.get("speed_seed", 0))),
-                         int(cfg.get("speed_tubelets", 2048)), 1.0, 1.0, T, micro)
-    speed = throughput(nets, pool, a, dt, float(pool["blur_R"][0]),
-                       repeats=int(cfg.get("speed_repeats", 3)))
+    speed = speed_table(cfg, nets, sim, micro, T)
     micro_txt = ", ".join(f"{k} = {v}" for k, v in micro.items())
     notes = [
         f"Microscope (fixed): {micro_txt}; {cfg.size}×{cfg.size} px patches, {cfg.substeps} "
