@@ -52,6 +52,10 @@ TINY = {
                         "benchmark.speed_tubelets=16", "benchmark.speed_repeats=1",
                         "benchmark.mle_per_cell=2", "benchmark.D_um2_s=[0.1]",
                         "benchmark.exposure_fraction=[0.0,1.0]", "benchmark.lengths=[4]"],
+    "pixel_anomalous": ["benchmark.seeds=[1,2]", "benchmark.n_per_cell=4",
+                        "benchmark.speed_tubelets=16", "benchmark.speed_repeats=1",
+                        "benchmark.alpha=[0.5,1.5]", "benchmark.exposure_fraction=[1.0]",
+                        "benchmark.lengths=[8]"],
 }
 
 
