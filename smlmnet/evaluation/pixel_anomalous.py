@@ -18,12 +18,17 @@ import logging
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from smlmnet.data import contracts as C
 from smlmnet.diffusion.estimators import ESTIMATORS
 from smlmnet.diffusion.mivit.targets import TubeletSimulator
-from smlmnet.evaluation.pixel_diffusion import _first_frames, _tracks_table, speed_table
+from smlmnet.evaluation.pixel_diffusion import (
+    _first_frames,
+    _log_error,
+    _tracks_table,
+    mean_pm,
+    speed_table,
+)
 from smlmnet.evaluation.report import write_report
 from smlmnet.metrics.diffusion import mae_alpha
 
@@ -33,8 +38,7 @@ KEYS = ["alpha", "exposure/frame", "length"]
 
 
 def _ln_k_rmse(k_est, k_true, clip) -> float:
-    k = np.clip(np.nan_to_num(np.asarray(k_est, float), nan=clip[0]), *clip)
-    return float(np.sqrt(np.mean((np.log(k) - np.log(k_true)) ** 2)))
+    return float(np.sqrt(np.mean(_log_error(k_est, k_true, clip) ** 2)))
 
 
 def score_cell(nets: dict, traj, sample: dict, alpha: float, K: float, a: float, dt: float,
@@ -68,12 +72,8 @@ def summarize(per_seed: pd.DataFrame, pixel: list[str], track: list[str]) -> pd.
         [c for c in per_seed.columns if c.endswith("lnK RMSE")]
     for cell, g in groups:
         row = dict(zip(KEYS, cell))
-        n = len(g)
-        t = stats.t.ppf(0.975, n - 1) if n > 1 else np.nan
         for c in cols:
-            v = g[c].to_numpy()
-            row[c] = f"{v.mean():.3f} ± {t * v.std(ddof=1) / np.sqrt(n):.3f}" if n > 1 else \
-                f"{v.mean():.3f}"
+            row[c] = mean_pm(g[c])
         best_pix = min(pixel, key=lambda m: g[f"{m} alpha MAE"].mean())
         best_trk = min(track, key=lambda m: g[f"{m} alpha MAE"].mean())
         row["best track"] = best_trk

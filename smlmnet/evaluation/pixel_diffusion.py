@@ -223,6 +223,16 @@ def run(cfg, out_dir) -> pd.DataFrame:
     return table
 
 
+def mean_pm(v) -> str:
+    """``"mean ± half-width"`` of the 95 % Student-t interval over the values ``v`` (seeds),
+    3 decimals; one value: the value alone."""
+    v = np.asarray(v, float)
+    n = len(v)
+    if n < 2:
+        return f"{v.mean():.3f}"
+    return f"{v.mean():.3f} ± {stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / np.sqrt(n):.3f}"
+
+
 def summarize(per_seed: pd.DataFrame, pixel: list[str], track: list[str],
               ratio_of: str | None = None) -> pd.DataFrame:
     """Mean ± 95 % t half-width over seeds per grid cell, the best-pixel / best-track ratio
@@ -232,12 +242,8 @@ def summarize(per_seed: pd.DataFrame, pixel: list[str], track: list[str],
     rows = []
     for cell, g in per_seed.groupby(keys, sort=True):
         row = dict(zip(keys, cell))
-        n = len(g)
-        t = stats.t.ppf(0.975, n - 1) if n > 1 else np.nan
         for m in pixel + track:
-            v = g[m].to_numpy()
-            row[m] = f"{v.mean():.3f} ± {t * v.std(ddof=1) / np.sqrt(n):.3f}" if n > 1 else \
-                f"{v.mean():.3f}"
+            row[m] = mean_pm(g[m])
         row["CRLB"] = round(float(g["CRLB"].mean()), 3)
         row["CRLB sigma known"] = round(float(g["CRLB sigma known"].mean()), 3)
         best_pix = min(pixel, key=lambda m: g[m].mean()) if pixel else None

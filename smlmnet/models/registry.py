@@ -125,7 +125,7 @@ def init_net_from(net, name_or_path: str | Path, new_parts: tuple[str, ...] = ()
     ``model.yaml``."""
     info = read_info(name_or_path)
     theirs = {k: v for k, v in info["net"].items() if k != "_target_"}
-    mine = {k: v for k, v in net.config().items() if k not in new_parts}
+    mine = net.config()
     differ = {k: (mine.get(k), v) for k, v in theirs.items()
               if k not in new_parts and mine.get(k) != v}
     if differ:

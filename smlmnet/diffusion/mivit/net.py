@@ -46,6 +46,13 @@ def pool_frames(frame_mu: torch.Tensor, frame_log_var: torch.Tensor, mask: torch
     return (w * frame_mu).sum(1) / total, -torch.log(total)
 
 
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
+    """Mean of ``x`` ``(B, T, ...)`` over the valid frames of ``mask`` ``(B, T)`` (dimension
+    1; rows without a valid frame give 0)."""
+    m = mask.reshape(*mask.shape, *([1] * (x.dim() - 2))).to(x.dtype)
+    return (x * m).sum(1, keepdim=keepdim) / m.sum(1, keepdim=keepdim).clamp(min=1)
+
+
 def _attn_bias(valid: torch.Tensor) -> torch.Tensor:
     """``(B, L)`` bool (True = may be attended) → additive ``(B, 1, 1, L)`` float mask."""
     bias = torch.zeros(valid.shape, dtype=torch.float32, device=valid.device)
@@ -92,18 +99,16 @@ class _AlphaBranch(nn.Module):
     def forward(self, tokens, features, bias, mask):
         """tokens ``(B, 1 + T, dim)`` (conditioning, frames), features ``(B, T, 4)``, bias
         ``(B, 1, 1, 1 + T)``, mask ``(B, T)`` → ``(B, 2)``."""
-        m = mask[..., None].float()
         # the track's positions relative to its mean (px, asinh), rebuilt from the
         # displacements: MSD at every lag, not only at one frame (a step across a missing
         # frame is 0 in the features, so positions after a gap are shifted by it)
         pos = torch.sinh(features[..., 2:4]).cumsum(1)
-        pos = pos - (pos * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp(min=1)
-        extra = torch.cat([features, torch.asinh(pos) * m], dim=-1)
+        pos = pos - masked_mean(pos, mask, keepdim=True)
+        extra = torch.cat([features, torch.asinh(pos) * mask[..., None].float()], dim=-1)
         h = torch.cat([tokens[:, :1], tokens[:, 1:] + self.feat_embed(extra)], dim=1)
         for blk in self.blocks:
             h = blk(h, attn_mask=bias)
-        pooled = (h[:, 1:] * m).sum(1) / m.sum(1).clamp(min=1)
-        return self.fc(self.norm(torch.cat([h[:, 0], pooled], dim=1)))
+        return self.fc(self.norm(torch.cat([h[:, 0], masked_mean(h[:, 1:], mask)], dim=1)))
 
 
 class _SpatialEncoder(nn.Module):
@@ -219,9 +224,7 @@ class MiViT(nn.Module):
                 h = blk(h, attn_mask=bias)
             ctx = h[:, 0]
             frame_h = h[:, 1:].reshape(B, T, N + 1, dim)[:, :, 0]
-        m = mask[..., None].float()
-        pooled = (frame_h * m).sum(1) / m.sum(1).clamp(min=1)
-        out = self.head(torch.cat([ctx, pooled], dim=1))
+        out = self.head(torch.cat([ctx, masked_mean(frame_h, mask)], dim=1))
         fr = self.frame_head(frame_h)
         res = {"log_d": out[:, 0], "log_var": out[:, 1], "log_s2": out[:, 2],
                "frame_log_d": fr[..., 0], "frame_log_var": fr[..., 1]}
@@ -243,9 +246,7 @@ class _PerFrameNet(nn.Module):
                                  cond[:, None].expand(B, T, cond.shape[1]).reshape(B * T, -1))
         out = out.reshape(B, T, 3)
         mu, log_var = pool_frames(out[..., 0], out[..., 1], mask)
-        m = mask.float()
-        log_s2 = (out[..., 2] * m).sum(1) / m.sum(1).clamp(min=1)
-        return {"log_d": mu, "log_var": log_var, "log_s2": log_s2,
+        return {"log_d": mu, "log_var": log_var, "log_s2": masked_mean(out[..., 2], mask),
                 "frame_log_d": out[..., 0], "frame_log_var": out[..., 1]}
 
 
