@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
@@ -107,9 +108,10 @@ def test_every_benchmark_config_is_covered():
     names = {p.stem for p in (ROOT / "configs" / "benchmark").glob("*.yaml")}
     # transfer and odd_input need a folder of movies: tests/test_transfer.py makes them;
     # linking_external a folder of fields: test_linking_external_runs_on_a_fields_folder;
-    # pixel_diffusion_external a folder of movies: test_pixel_diffusion_external_runs_...
+    # pixel_diffusion_external and pixel_anomalous_external a folder of movies:
+    # test_pixel_diffusion_external_runs_..., test_pixel_anomalous_external_runs_...
     assert names == set(TINY) | {"transfer", "odd_input", "linking_external",
-                                 "pixel_diffusion_external"}
+                                 "pixel_diffusion_external", "pixel_anomalous_external"}
 
 
 def test_linking_external_runs_on_a_fields_folder(tmp_path):
@@ -164,9 +166,12 @@ def test_provenance_and_the_one_reproduce_command():
     assert prov["cpu_cores"] >= 1 and prov["cpu"] and prov["torch_threads"] >= 1
 
 
-def _write_external_pixel_movie(folder, D, f, seed, n_side=3, pitch=16, frames=6):
+def _write_external_pixel_movie(folder, D, f, seed, n_side=3, pitch=16, frames=6,
+                                alpha=None):
     """A tiny movie laid out as benchmarks/external/make_andi_pixel_movies.py writes it
-    (isolated Brownian molecules, Gaussian PSF, Poisson counts; numpy only, no andi)."""
+    (isolated Brownian molecules, Gaussian PSF, Poisson counts; numpy only, no andi). With
+    ``alpha``, render.json says so, as the script's --alpha grid does (the motion stays
+    Brownian: the test checks the pipeline, not the estimates)."""
     import tifffile
     from scipy.special import erf
 
@@ -194,7 +199,8 @@ def _write_external_pixel_movie(folder, D, f, seed, n_side=3, pitch=16, frames=6
                                               zip(fr, em, true.reshape(-1, 2))))
     (folder / "render.json").write_text(json.dumps({
         "D_um2_s": D, "exposure_fraction": f, "seed": seed, "pixel_size_nm": a,
-        "frame_time_s": dt, "renderer": "numpy (test)"}))
+        "frame_time_s": dt, "renderer": "numpy (test)",
+        **({"alpha": alpha, "msd1_ratio": 1.0, "alpha_fit": 1.0} if alpha else {})}))
 
 
 def test_pixel_diffusion_external_runs_on_a_movie_folder(tmp_path):
@@ -220,6 +226,32 @@ def test_pixel_diffusion_external_runs_on_a_movie_folder(tmp_path):
                             [f"benchmark.data_root={tmp_path / 'absent'}"])
     skipped = run_benchmark(cfg, tmp_path / "skip")
     assert skipped["status"].tolist() == ["skipped"]
+
+
+def test_pixel_anomalous_external_runs_on_a_movie_folder(tmp_path):
+    """The external α table on a folder of tiny movies (2 seeds × 2 α): the α head of the
+    shipped MiViT, the MSD log-log fit and the trajectory network on the same truth-paired
+    tracks; a note instead of a crash without the folder."""
+    root = tmp_path / "movies"
+    for seed in (1, 2):
+        for alpha in (0.5, 1.0):
+            _write_external_pixel_movie(root / f"a{alpha:g}_f0_s{seed}", 0.5, 0.0, seed,
+                                        alpha=alpha)
+    cfg = compose_benchmark("pixel_anomalous_external", [
+        f"benchmark.data_root={root}", "benchmark.lengths=[6]", "benchmark.n_per_cell=6"])
+    table = run_benchmark(cfg, tmp_path / "out")
+    assert table["alpha"].tolist() == [0.5, 1.0, "all"]
+    assert (table["seeds"] == 2).all() and (table["min molecules"] == 6).all()
+    for col in ("mivit alpha MAE", "msd_loglog alpha MAE", "trajnet alpha MAE",
+                "mivit lnK RMSE", "ratio"):
+        assert col in table
+    mae = pd.read_csv(tmp_path / "out" / "pixel_anomalous_external_per_seed.csv")
+    assert mae["mivit alpha MAE"].between(0, 2).all()
+    text = (tmp_path / "out" / "pixel_anomalous_external.md").read_text()
+    assert "render α fit" in text and "never from the renderer's truth" in text
+    cfg = compose_benchmark("pixel_anomalous_external",
+                            [f"benchmark.data_root={tmp_path / 'absent'}"])
+    assert run_benchmark(cfg, tmp_path / "skip")["status"].tolist() == ["skipped"]
 
 
 def test_pixel_diffusion_speed_is_measured_beside_msd(tmp_path):

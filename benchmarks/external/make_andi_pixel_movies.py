@@ -33,6 +33,14 @@ One movie per D (µm²/s) × exposure/frame × seed of the ``pixel_diffusion`` g
   mosaic of small independently rendered tiles (each an AnDi movie of a few molecules, the
   same optics and noise); molecules stay ≥ pitch/2 from the tile edges at the start.
 
+With ``--alpha A [A ...]`` the grid is α × exposure/frame × seed instead, for the
+``pixel_anomalous_external`` benchmark: fractional Brownian motion (``single_state`` with
+``alphas=[α, 0]``: AnDi's ``disp_fbm`` draws fGn with ⟨x²(n steps)⟩ = 2·D_andi·n^α per axis) at
+one ``--D`` that fixes the mean step over one frame for every α, MSD(Δt) = 4·D·Δt, i.e.
+K = D·Δt^(1−α) µm²/s^α and D_andi = D·Δt/a² / substeps^α. The script checks it on the rendered
+trajectories (unblurred, at the frame starts): the ratio of the per-axis MSD at one frame to
+2·D_px, and α of a log-log fit over lags 1..frames/2 (``msd1_ratio``, ``alpha_fit``).
+
 Each movie folder gets ``movie.tif`` (uint16 counts, a plain TIFF without calibration),
 ``truth.csv`` (``frame``, ``emitter``, ``x [nm]``, ``y [nm]``, ``D [um^2/s]``; the AnDi
 convention x_nm = (traj[..., 1] + 0.5)·a, y_nm = (traj[..., 0] + 0.5)·a as in
@@ -60,10 +68,10 @@ PHOTONS_PER_INTENSITY = 2.066  # photons per unit particle_intensity per sub-ste
 COUNTS_PER_BACKGROUND = 7.73  # counts/px per unit background_mean per sub-step image
 
 
-def pitch_px(d_px: float, frames: int) -> int:
+def pitch_px(d_px: float, frames: int, alpha: float = 1.0) -> int:
     """Lattice pitch keeping neighbours ≥ ≈ 3.4 σ of their relative per-axis displacement over
-    the movie (and ≥ 16 px: the 15 px tubelets)."""
-    sigma_rel = np.sqrt(2 * 2 * d_px * frames)
+    the movie (and ≥ 16 px: the 15 px tubelets); ``d_px``: px² per frame, MSD ∝ t^alpha."""
+    sigma_rel = np.sqrt(2 * 2 * d_px * frames ** alpha)
     return int(max(16, np.ceil(12 + 3.4 * sigma_rel)))
 
 
@@ -85,14 +93,14 @@ def render_tile(trajs_rowcol, size, n_exp, photons, background):
 
 
 def make_movie(folder: Path, D: float, f: float, seed: int, rng_seed: int, args,
-               common: dict) -> None:
+               common: dict, alpha: float = 1.0) -> None:
     import tifffile
     from andi_datasets.models_phenom import models_phenom
 
     T, S = args.frames, args.substeps
     d_px = D * args.frame_time_s / (PIXEL_NM / 1000) ** 2  # px² per frame
     n_exp = 1 if f <= 0 else int(np.clip(round(f * S), 1, S))
-    pitch = pitch_px(d_px, T)
+    pitch = pitch_px(d_px, T, alpha)
     per_side = max(1, min(int(args.tile_px // pitch), int(np.ceil(np.sqrt(args.molecules)))))
     tile = per_side * pitch
     n_tiles = int(np.ceil(args.molecules / per_side**2))
@@ -101,8 +109,8 @@ def make_movie(folder: Path, D: float, f: float, seed: int, rng_seed: int, args,
     n_tiles = rows * cols  # fill the mosaic
     seed_andi(rng_seed)  # andi-datasets and deeptrack draw from numpy's global RNG
     N = n_tiles * per_side**2
-    trajs, _ = models_phenom().single_state(N=N, T=T * S, Ds=[d_px / S, 0.0], alphas=[1.0, 0.0],
-                                            L=None)
+    trajs, _ = models_phenom().single_state(N=N, T=T * S, Ds=[d_px / S**alpha, 0.0],
+                                            alphas=[alpha, 0.0], L=None)
     trajs = trajs - trajs[:1]  # start at 0 (L=None already does)
     # keep the exposed steps of each frame (the first n_exp of S)
     exposed = trajs.reshape(T, S, N, 2)[:, :n_exp].reshape(T * n_exp, N, 2)
@@ -127,6 +135,11 @@ def make_movie(folder: Path, D: float, f: float, seed: int, rng_seed: int, args,
     R = float(s.mean() - np.minimum.outer(s, s).mean()) if n_exp > 1 else 0.0
     step_var = float(np.var(np.diff(truth, axis=0)))
     expected = 2 * d_px * (1 - 2 * R)
+    # unblurred positions at the frame starts: per-axis MSD(k frames) = 2·d_px·k^α
+    starts = trajs.reshape(T, S, N, 2)[:, 0]
+    lags = np.arange(1, T // 2 + 1)
+    msd = np.array([np.mean((starts[k:] - starts[:-k]) ** 2) for k in lags])
+    alpha_fit = float(np.polyfit(np.log(lags), np.log(msd), 1)[0])
     folder.mkdir(parents=True, exist_ok=True)
     frames = np.clip(np.rint(movie), 0, 65535).astype(np.uint16)
     tifffile.imwrite(folder / "movie.tif", frames)
@@ -150,7 +163,10 @@ def make_movie(folder: Path, D: float, f: float, seed: int, rng_seed: int, args,
     isolated = in_tile & ~near
     info = {**common, "movie": folder.name, "seed": seed, "rng_seed": rng_seed,
             "D_um2_s": D,
-            "D_px2_per_frame": d_px, "D_andi_per_step": d_px / S, "exposure_fraction": f,
+            "alpha": alpha, "K_um2_s_alpha": D * args.frame_time_s ** (1.0 - alpha),
+            "D_px2_per_frame": d_px, "D_andi_per_step": d_px / S**alpha,
+            "exposure_fraction": f, "msd1_ratio": float(msd[0] / (2 * d_px)),
+            "alpha_fit": alpha_fit,
             "exposed_steps": n_exp, "blur_R_discrete": R, "frames": T, "molecules": N,
             "tiles": n_tiles, "tile_px": tile, "pitch_px": pitch, "shape_px": [H, W],
             "truth_step_var_px2": step_var, "expected_step_var_px2": expected,
@@ -158,12 +174,14 @@ def make_movie(folder: Path, D: float, f: float, seed: int, rng_seed: int, args,
             "isolated_molecules": int(isolated.sum()),
             "saturated_pixels": int((movie > 65535).sum()), "max_count": float(movie.max()),
             "trajectories": f"models_phenom().single_state(N={N}, T={T}*{S}, "
-            f"Ds=[{d_px:.6g}/{S}, 0], alphas=[1, 0], L=None)"}
+            f"Ds=[{d_px:.6g}/{S}^{alpha:g}, 0], alphas=[{alpha:g}, 0], L=None)"}
     info = write_truth(folder, fr[inside], em[inside], x_px[inside], y_px[inside], PIXEL_NM,
                        info=info, extra={"D [um^2/s]": np.full(int(inside.sum()), D),
+                              "alpha": np.full(int(inside.sum()), alpha),
                               "isolated": np.tile(isolated.astype(int), T)[inside]})
     print(f"{folder.name}: {N} molecules ({int(isolated.sum())} isolated), {H}x{W} px, "
-          f"step var {step_var:.4g} vs {expected:.4g} px², {seconds:.1f} s", flush=True)
+          f"step var {step_var:.4g} vs {expected:.4g} px², MSD(1) ratio {msd[0] / (2 * d_px):.3f}, "
+          f"α fit {alpha_fit:.3f}, {seconds:.1f} s", flush=True)
 
 
 def main(argv=None):
@@ -183,6 +201,9 @@ def main(argv=None):
     ap.add_argument("--frame-time-s", type=float, default=0.02)
     ap.add_argument("--photons", type=float, default=1000.0, help="signal photons per frame")
     ap.add_argument("--background", type=float, default=20.0, help="photons per pixel")
+    ap.add_argument("--alpha", type=float, nargs="+", default=None,
+                    help="fBM grid: these α × exposures × seeds at the first --D (mean step "
+                    "over one frame fixed, MSD(Δt) = 4·D·Δt)")
     ap.add_argument("--skip-existing", action="store_true")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -198,21 +219,26 @@ def main(argv=None):
               "convention": "x_nm = (traj[..., 1] + 0.5) * 100, y_nm = (traj[..., 0] + 0.5) "
               "* 100 (AnDi: row first, pixel centres at integers)"}
     out.mkdir(parents=True, exist_ok=True)
-    for seed in args.seeds:
-        for D in args.D:
-            for f in args.exposure:
-                name = f"D{D:g}_f{f:g}_s{seed}"
-                rng_seed = seed * 1000 + int(round(D * 100)) * 10 + int(round(f * 2))
-                info_path = out / name / "render.json"
-                if args.skip_existing and info_path.is_file():
-                    info = json.loads(info_path.read_text())
-                    if "rng_seed" not in info:  # written before the grid seed was recorded
-                        info.update(seed=seed, rng_seed=rng_seed)
-                        info_path.write_text(json.dumps(info, indent=2))
-                    continue
-                make_movie(out / name, D, f, seed, rng_seed, args, common)
+    if args.alpha:
+        grid = [(f"a{a:g}_f{f:g}_s{seed}", args.D[0], f, seed, a,
+                 seed * 10000 + int(round(a * 100)) * 10 + int(round(f * 2)))
+                for seed in args.seeds for a in args.alpha for f in args.exposure]
+    else:
+        grid = [(f"D{D:g}_f{f:g}_s{seed}", D, f, seed, 1.0,
+                 seed * 1000 + int(round(D * 100)) * 10 + int(round(f * 2)))
+                for seed in args.seeds for D in args.D for f in args.exposure]
+    for name, D, f, seed, alpha, rng_seed in grid:
+        info_path = out / name / "render.json"
+        if args.skip_existing and info_path.is_file():
+            info = json.loads(info_path.read_text())
+            if "rng_seed" not in info:  # written before the grid seed was recorded
+                info.update(seed=seed, rng_seed=rng_seed)
+                info_path.write_text(json.dumps(info, indent=2))
+            continue
+        make_movie(out / name, D, f, seed, rng_seed, args, common, alpha)
     (out / "grid.json").write_text(json.dumps({
-        "D_um2_s": args.D, "exposure_fraction": args.exposure, "seeds": args.seeds,
+        "D_um2_s": args.D, "alpha": args.alpha or [1.0],
+        "exposure_fraction": args.exposure, "seeds": args.seeds,
         "frames": args.frames, **common}, indent=2))
 
 

@@ -19,6 +19,7 @@ def run_benchmark(cfg: DictConfig, out_dir: str | Path):
         linking_external,
         localization,
         pixel_anomalous,
+        pixel_anomalous_external,
         pixel_diffusion,
         pixel_diffusion_external,
         transfer,
@@ -38,6 +39,7 @@ def run_benchmark(cfg: DictConfig, out_dir: str | Path):
                "generalist": generalist.run,
                "pixel_diffusion": pixel_diffusion.run,
                "pixel_anomalous": pixel_anomalous.run,
+               "pixel_anomalous_external": pixel_anomalous_external.run,
                "pixel_diffusion_external": pixel_diffusion_external.run}
     kind = cfg.benchmark.kind
     if kind not in runners:

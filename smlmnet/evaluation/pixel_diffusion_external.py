@@ -58,7 +58,8 @@ NAME = "pixel_diffusion_external"
 
 
 def find_movies(root: Path) -> pd.DataFrame:
-    """One row per ``<root>/<movie>/`` with movie.tif, truth.csv and render.json."""
+    """One row per ``<root>/<movie>/`` with movie.tif, truth.csv and render.json (``alpha``
+    1 where render.json has none: Brownian)."""
     rows = []
     for info_path in sorted(Path(root).glob("*/render.json")):
         folder = info_path.parent
@@ -66,6 +67,7 @@ def find_movies(root: Path) -> pd.DataFrame:
             continue
         info = json.loads(info_path.read_text())
         rows.append({"folder": folder, "D": float(info["D_um2_s"]),
+                     "alpha": float(info.get("alpha", 1.0)),
                      "f": float(info["exposure_fraction"]), "seed": int(info["seed"]),
                      "info": info})
     return pd.DataFrame(rows)
@@ -134,79 +136,40 @@ def cell_tracks(tracks: pd.DataFrame, truth: pd.DataFrame, length: int, n: int):
     return sub.reset_index(drop=True), len(keep)
 
 
-def run(cfg, out_dir) -> pd.DataFrame:
-    import torch
-
+def analyze_movies(movies: pd.DataFrame, cfg):
+    """Steps 1–3 of the module docstring for every movie of :func:`find_movies` (seeds in
+    order; within a seed the PSF reference first: the slowest D, the shortest exposure, the
+    smallest α). Yields dicts with ``row`` (the movie's row), ``movie`` (camera set),
+    ``sigma_nm`` (PSF σ used), ``locs`` (MLE localizations), ``truth`` (truth.csv),
+    ``tracks`` (:func:`truth_tracks`) and ``summary`` (one row of the report's movie table)."""
     from smlmnet.localize.base import SpotFitLocalizer
-    from smlmnet.models.registry import load
 
-    out_dir = Path(out_dir)
-    root = Path(str(cfg.get("data_root") or ""))
-    if not cfg.get("data_root") or not root.is_dir() or not any(root.glob("*/render.json")):
-        logger.warning("%s: no movies under %r; skipped", NAME, str(root))
-        table = pd.DataFrame([{"status": "skipped", "data_root": str(root)}])
-        write_report(out_dir, NAME, "Diffusion from pixels vs tracks on external movies",
-                     table, [f"No movies under `{root}`: render them with "
-                             "`benchmarks/external/make_andi_pixel_movies.py`."], config=cfg)
-        return table
-    if cfg.get("torch_threads"):
-        torch.set_num_threads(int(cfg.torch_threads))
-    nets = {}
-    for label, name in dict(cfg.models).items():
-        try:
-            nets[label] = load(name, batch_size=int(cfg.batch_size))
-        except (FileNotFoundError, KeyError, ValueError) as err:
-            logger.warning("%s: model %s (%s) not available: %s", NAME, label, name, err)
-    traj = None
-    if cfg.get("trajectory_model"):
-        try:
-            traj = load(cfg.trajectory_model)
-        except (FileNotFoundError, KeyError, ValueError) as err:
-            logger.warning("%s: no trajectory model: %s", NAME, err)
-    movies = find_movies(root)
-    for key, vals in (("D", cfg.get("D_um2_s")), ("f", cfg.get("exposure_fraction")),
-                      ("seed", cfg.get("seeds"))):
-        if vals:
-            movies = movies[movies[key].isin([type(movies[key].iloc[0])(v) for v in vals])]
-    clip = tuple(float(v) for v in cfg.clip_D_um2_s)
-    tol = float(cfg.tolerance_nm)
-    n_cell = int(cfg.n_per_cell)
-    n_mle = int(cfg.get("mle_per_cell") or n_cell)
-    methods = list(nets) + list(TRACK_METHODS) + (["trajnet"] if traj is not None else [])
-    timing = {m: [0.0, 0] for m in methods}
     psf_from = str(cfg.get("psf_sigma_from", "reference"))
-    # PSF reference per seed: the slowest D, then the shortest exposure
-    ref = {}
-    per_seed, per_movie = [], []
+    tol = float(cfg.tolerance_nm)
     for seed, g in movies.groupby("seed", sort=True):
-        g = g.sort_values(["D", "f"])
-        for i, (_, mv) in enumerate(g.iterrows()):
+        ref = None
+        for _, mv in g.sort_values(["D", "f", "alpha"]).iterrows():
             movie = read_movie(mv["folder"], mv["info"], cfg)
             cal = calibrate(movie, cfg)
             own_sigma = cal["calibration"].get("psf_sigma_nm")
-            if i == 0:
-                ref[seed] = (own_sigma, mv["folder"].name)
-            ref_sigma, ref_name = ref[seed]
-            if psf_from == "movie" or ref_sigma is None:
+            ref = ref or (own_sigma, mv["folder"].name)
+            if psf_from == "movie" or ref[0] is None:
                 sigma_nm, sigma_src = own_sigma, "this movie"
             else:
-                sigma_nm, sigma_src = ref_sigma, f"reference movie {ref_name}"
+                sigma_nm, sigma_src = ref[0], f"reference movie {ref[1]}"
             if sigma_nm is None:
                 sigma_nm, sigma_src = 130.0, "analyze default (not measurable)"
             movie.camera = cal["camera"]
-            dt = movie.frame_time_s
-            f = float(mv["f"])
-            R = f / 6.0  # what `analyze` uses for tracks: t_E / (6 Δt)
             t0 = time.perf_counter()
             locs = SpotFitLocalizer("mle", psf_sigma_nm=float(sigma_nm),
                                     threshold=float(cfg.threshold)).localize(movie)
             loc_s = time.perf_counter() - t0
             truth = pd.read_csv(mv["folder"] / "truth.csv")
             tracks = truth_tracks(locs, truth, tol)
-            D = float(mv["D"])
-            per_movie.append({
-                "movie": mv["folder"].name, "seed": int(seed), "D [um^2/s]": D,
-                "exposure/frame": f, "shape": "x".join(str(s) for s in movie.shape),
+            summary = {
+                "movie": mv["folder"].name, "seed": int(seed), "D [um^2/s]": float(mv["D"]),
+                "alpha": float(mv["alpha"]), "exposure/frame": float(mv["f"]),
+                "shape": "x".join(str(s) for s in movie.shape),
                 "psf σ own [nm]": own_sigma, "psf σ used [nm]": float(sigma_nm),
                 "psf σ from": sigma_src, "camera": cal["camera_source"],
                 "offset [ADU]": cal["calibration"].get("offset_adu"),
@@ -216,48 +179,71 @@ def run(cfg, out_dir) -> pd.DataFrame:
                 "true (isolated)": int(_isolated(truth).sum()),
                 "loc error rms [nm]": float(np.sqrt(np.mean(
                     tracks[["dx [nm]", "dy [nm]"]].to_numpy() ** 2))) if len(tracks) else np.nan,
-                "localize s": loc_s})
-            for L in cfg.lengths:
-                L = int(L)
-                sub, n = cell_tracks(tracks, truth, L, n_cell)
-                row = {"seed": int(seed), "D [um^2/s]": D, "exposure/frame": f, "length": L,
-                       "molecules": n,
-                       "points/track": len(sub) / max(n, 1)}
-                if n == 0:
-                    per_seed.append(row)
-                    continue
-                for label, est in nets.items():
-                    t0 = time.perf_counter()
-                    pt, _ = est.estimate(movie, sub[[C.TRACK_ID, C.FRAME, C.X_NM, C.Y_NM]],
-                                         float(sigma_nm))
-                    timing[label][0] += time.perf_counter() - t0
-                    timing[label][1] += len(pt)
-                    d = pt.set_index(C.TRACK_ID)["pixel D [um^2/s]"].reindex(range(n))
-                    row[label] = float(np.sqrt(np.mean(_log_error(d.to_numpy(), D, clip)**2)))
-                sigma_loc_nm = float(np.nanmean(sub["uncertainty_xy [nm]"]))
-                row.update(score_tracks(sub[[C.TRACK_ID, C.FRAME, C.X_NM, C.Y_NM]], D, dt, R,
-                                        clip, n_mle, sigma_loc_nm, traj, timing))
-                err2 = float(np.mean(sub[["dx [nm]", "dy [nm]"]].to_numpy() ** 2))
-                row.update(crlb_columns(L, err2, D, dt, R))
-                per_seed.append(row)
+                "localize s": loc_s}
             logger.info("%s: %d localizations, %d paired", mv["folder"].name, len(locs),
                         len(tracks))
-    per_seed = pd.DataFrame(per_seed)
-    per_movie = pd.DataFrame(per_movie)
-    scored = per_seed.dropna(subset=[m for m in methods if m in per_seed])
-    table = summarize(scored, list(nets), [m for m in methods if m not in nets],
-                      ratio_of="mivit" if "mivit" in nets else None)
-    counts = scored.groupby(["D [um^2/s]", "exposure/frame", "length"], sort=True).agg(
-        seeds=("seed", "nunique"), molecules=("molecules", "min"),
-        points=("points/track", "mean")).reset_index()
-    table.insert(3, "seeds", counts["seeds"].to_numpy())
-    table.insert(4, "min molecules", counts["molecules"].to_numpy())
-    speed = pd.DataFrame([{"method": m, "items": n, "seconds": t,
-                           "items/s": n / t if t > 0 else np.nan,
-                           "unit": "tracks (tubelets from the movie)" if m in nets else "tracks"}
-                          for m, (t, n) in timing.items()])
+            yield {"row": mv, "movie": movie, "sigma_nm": float(sigma_nm), "locs": locs,
+                   "truth": truth, "tracks": tracks, "summary": summary}
+
+
+def select_movies(cfg, out_dir: Path, name: str, title: str) -> tuple[pd.DataFrame, bool]:
+    """``(movies, True)``: the movies under ``cfg.data_root`` that ``cfg`` selects
+    (``D_um2_s``, ``alpha``, ``exposure_fraction``, ``seeds``; null: all). ``(table, False)``
+    when there are none: a one-row 'skipped' table, whose report is written (no crash
+    without the external data)."""
+    root = Path(str(cfg.get("data_root") or ""))
+    if not cfg.get("data_root") or not root.is_dir() or not any(root.glob("*/render.json")):
+        logger.warning("%s: no movies under %r; skipped", name, str(root))
+        table = pd.DataFrame([{"status": "skipped", "data_root": str(root)}])
+        write_report(out_dir, name, title, table,
+                     [f"No movies under `{root}`: render them with "
+                      "`benchmarks/external/make_andi_pixel_movies.py`."], config=cfg)
+        return table, False
+    movies = find_movies(root)
+    for key, vals in (("D", cfg.get("D_um2_s")), ("alpha", cfg.get("alpha")),
+                      ("f", cfg.get("exposure_fraction")), ("seed", cfg.get("seeds"))):
+        if vals:
+            movies = movies[movies[key].isin([type(movies[key].iloc[0])(v) for v in vals])]
+    return movies, True
+
+
+def load_estimators(cfg, name: str, need_alpha: bool = False) -> tuple[dict, object]:
+    """The pixel networks of ``cfg.models`` (label → estimator; a missing one is left out with
+    a warning, one without an α head raises when ``need_alpha``) and ``cfg.trajectory_model``
+    (None when absent)."""
+    import torch
+
+    from smlmnet.models.registry import load
+
+    if cfg.get("torch_threads"):
+        torch.set_num_threads(int(cfg.torch_threads))
+    nets = {}
+    for label, model in dict(cfg.models).items():
+        try:
+            nets[label] = load(model, batch_size=int(cfg.batch_size))
+        except (FileNotFoundError, KeyError, ValueError) as err:
+            logger.warning("%s: model %s (%s) not available: %s", name, label, model, err)
+            continue
+        if need_alpha and not nets[label].net.config().get("alpha_head"):
+            raise ValueError(f"{name}: model {model!r} has no α head")
+    traj = None
+    if cfg.get("trajectory_model"):
+        try:
+            traj = load(cfg.trajectory_model)
+        except (FileNotFoundError, KeyError, ValueError) as err:
+            logger.warning("%s: no trajectory model: %s", name, err)
+    return nets, traj
+
+
+def pipeline_notes(cfg, movies: pd.DataFrame) -> list[str]:
+    """The report notes on the movies, their calibration, localization and linking (steps
+    1–3 of the module docstring), shared by the external pixel benchmarks."""
+    root = Path(str(cfg.data_root))
+    tol = float(cfg.tolerance_nm)
+    n_cell = int(cfg.n_per_cell)
+    psf_from = str(cfg.get("psf_sigma_from", "reference"))
     info0 = movies["info"].iloc[0]
-    notes = [
+    return [
         f"Movies: `{root}` ({len(movies)} movies; renderer: {info0.get('renderer')}, "
         f"versions {info0.get('versions')}; {info0.get('optics')}; "
         f"{info0.get('photons_per_frame')} photons/frame, "
@@ -277,10 +263,73 @@ def run(cfg, out_dir) -> pd.DataFrame:
         "(= exposure/frame × frame time).",
         f"Localization: the MLE spot fit (`smlmnet analyze --localizer mle`, threshold "
         f"{cfg.threshold}) with that σ and camera. Linking: each localization paired with the "
-        f"true molecule of its frame within {tol:g} nm (ideal linker; only D estimation is "
-        "compared). Per cell and seed the first "
+        f"true molecule of its frame within {tol:g} nm (ideal linker; only the estimation of "
+        "D or α is compared). Per cell and seed the first "
         f"{n_cell} isolated molecules (no other within 12 px, inside their render tile) with "
         "≥ 2 localizations in the first L frames; a frame without localization is a gap.",
+    ]
+
+
+def run(cfg, out_dir) -> pd.DataFrame:
+    import torch
+
+    out_dir = Path(out_dir)
+    movies, found = select_movies(cfg, out_dir, NAME, "Diffusion from pixels vs tracks on "
+                                  "external movies")
+    if not found:
+        return movies
+    nets, traj = load_estimators(cfg, NAME)
+    clip = tuple(float(v) for v in cfg.clip_D_um2_s)
+    n_cell = int(cfg.n_per_cell)
+    n_mle = int(cfg.get("mle_per_cell") or n_cell)
+    methods = list(nets) + list(TRACK_METHODS) + (["trajnet"] if traj is not None else [])
+    timing = {m: [0.0, 0] for m in methods}
+    per_seed, per_movie = [], []
+    for item in analyze_movies(movies, cfg):
+        mv, movie, sigma_nm, tracks, truth = (item[k] for k in (
+            "row", "movie", "sigma_nm", "tracks", "truth"))
+        seed, D, f = int(mv["seed"]), float(mv["D"]), float(mv["f"])
+        dt = movie.frame_time_s
+        R = f / 6.0  # what `analyze` uses for tracks: t_E / (6 Δt)
+        per_movie.append(item["summary"])
+        for L in cfg.lengths:
+            L = int(L)
+            sub, n = cell_tracks(tracks, truth, L, n_cell)
+            row = {"seed": int(seed), "D [um^2/s]": D, "exposure/frame": f, "length": L,
+                   "molecules": n,
+                   "points/track": len(sub) / max(n, 1)}
+            if n == 0:
+                per_seed.append(row)
+                continue
+            for label, est in nets.items():
+                t0 = time.perf_counter()
+                pt, _ = est.estimate(movie, sub[[C.TRACK_ID, C.FRAME, C.X_NM, C.Y_NM]],
+                                     float(sigma_nm))
+                timing[label][0] += time.perf_counter() - t0
+                timing[label][1] += len(pt)
+                d = pt.set_index(C.TRACK_ID)["pixel D [um^2/s]"].reindex(range(n))
+                row[label] = float(np.sqrt(np.mean(_log_error(d.to_numpy(), D, clip)**2)))
+            sigma_loc_nm = float(np.nanmean(sub["uncertainty_xy [nm]"]))
+            row.update(score_tracks(sub[[C.TRACK_ID, C.FRAME, C.X_NM, C.Y_NM]], D, dt, R,
+                                    clip, n_mle, sigma_loc_nm, traj, timing))
+            err2 = float(np.mean(sub[["dx [nm]", "dy [nm]"]].to_numpy() ** 2))
+            row.update(crlb_columns(L, err2, D, dt, R))
+            per_seed.append(row)
+    per_seed = pd.DataFrame(per_seed)
+    per_movie = pd.DataFrame(per_movie)
+    scored = per_seed.dropna(subset=[m for m in methods if m in per_seed])
+    table = summarize(scored, list(nets), [m for m in methods if m not in nets],
+                      ratio_of="mivit" if "mivit" in nets else None)
+    counts = scored.groupby(["D [um^2/s]", "exposure/frame", "length"], sort=True).agg(
+        seeds=("seed", "nunique"), molecules=("molecules", "min"),
+        points=("points/track", "mean")).reset_index()
+    table.insert(3, "seeds", counts["seeds"].to_numpy())
+    table.insert(4, "min molecules", counts["molecules"].to_numpy())
+    speed = pd.DataFrame([{"method": m, "items": n, "seconds": t,
+                           "items/s": n / t if t > 0 else np.nan,
+                           "unit": "tracks (tubelets from the movie)" if m in nets else "tracks"}
+                          for m, (t, n) in timing.items()])
+    notes = pipeline_notes(cfg, movies) + [
         "Pixel networks (MiViT, single-frame, Pix2D): tubelets cut from the movie around "
         "the tracks' localizations by PixelDiffusionEstimator.estimate (`analyze "
         "--pixel-diffusion`), with the calibrated camera, PSF σ and the exposure fraction. "
