@@ -40,6 +40,7 @@ one ``--D`` that fixes the mean step over one frame for every α, MSD(Δt) = 4·
 K = D·Δt^(1−α) µm²/s^α and D_andi = D·Δt/a² / substeps^α. The script checks it on the rendered
 trajectories (unblurred, at the frame starts): the ratio of the per-axis MSD at one frame to
 2·D_px, and α of a log-log fit over lags 1..frames/2 (``msd1_ratio``, ``alpha_fit``).
+``step_var_ratio`` uses the Brownian blur formula, so it checks only α = 1 movies.
 
 Each movie folder gets ``movie.tif`` (uint16 counts, a plain TIFF without calibration),
 ``truth.csv`` (``frame``, ``emitter``, ``x [nm]``, ``y [nm]``, ``D [um^2/s]``; the AnDi
