@@ -41,6 +41,22 @@ def _ln_k_rmse(k_est, k_true, clip) -> float:
     return float(np.sqrt(np.mean(_log_error(k_est, k_true, clip) ** 2)))
 
 
+def score_track_methods(traj, tracks: pd.DataFrame, n: int, alpha: float, K: float,
+                        dt: float, max_lag: int, clip) -> dict:
+    """α MAE of the MSD log-log fit and of the trajectory network ``traj`` (None: left out),
+    and the network's RMSE of ln K, on ``n`` tracks (``track_id`` 0..n−1, nm); a track a
+    method returns nothing for counts as a failed estimate."""
+    truth = np.full(n, alpha)
+    msd = ESTIMATORS["msd_loglog"](max_lag=max_lag).estimate(tracks, dt)
+    row = {"msd_loglog alpha MAE": mae_alpha(
+        truth, msd.set_index(C.TRACK_ID).reindex(range(n))[C.ALPHA].to_numpy(float))}
+    if traj is not None:
+        pred = traj.predict(tracks, frame_time_s=dt).set_index(C.TRACK_ID).reindex(range(n))
+        row["trajnet alpha MAE"] = mae_alpha(truth, pred[C.ALPHA].to_numpy(float))
+        row["trajnet lnK RMSE"] = _ln_k_rmse(pred["K [um^2/s^alpha]"].to_numpy(float), K, clip)
+    return row
+
+
 def score_cell(nets: dict, traj, sample: dict, alpha: float, K: float, a: float, dt: float,
                max_lag: int, clip) -> dict:
     """MAE of α (and RMSE of ln K where the method gives K) of every method on one cell."""
@@ -52,13 +68,8 @@ def score_cell(nets: dict, traj, sample: dict, alpha: float, K: float, a: float,
         k_hat = np.exp(out["log_d"]) * (a / 1000.0) ** 2 / dt ** out["alpha"]
         row[f"{label} lnK RMSE"] = _ln_k_rmse(k_hat, K, clip)
     tracks = _tracks_table(sample["loc_px"], sample["length"], a)
-    truth = np.full(sample["length"].shape, alpha)
-    msd = ESTIMATORS["msd_loglog"](max_lag=max_lag).estimate(tracks, dt)
-    row["msd_loglog alpha MAE"] = mae_alpha(truth, msd[C.ALPHA].to_numpy())
-    if traj is not None:
-        pred = traj.predict(tracks, frame_time_s=dt)
-        row["trajnet alpha MAE"] = mae_alpha(truth, pred[C.ALPHA].to_numpy())
-        row["trajnet lnK RMSE"] = _ln_k_rmse(pred["K [um^2/s^alpha]"].to_numpy(), K, clip)
+    row.update(score_track_methods(traj, tracks, len(sample["length"]), alpha, K, dt, max_lag,
+                                   clip))
     return row
 
 

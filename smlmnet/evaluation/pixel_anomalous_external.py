@@ -24,10 +24,8 @@ import numpy as np
 import pandas as pd
 
 from smlmnet.data import contracts as C
-from smlmnet.diffusion.estimators import ESTIMATORS
 from smlmnet.diffusion.mivit.infer import PIXEL_ALPHA, PIXEL_D
-from smlmnet.evaluation.pixel_anomalous import KEYS, summarize
-from smlmnet.evaluation.pixel_diffusion import _log_error
+from smlmnet.evaluation.pixel_anomalous import KEYS, _ln_k_rmse, score_track_methods, summarize
 from smlmnet.evaluation.pixel_diffusion_external import (
     analyze_movies,
     cell_tracks,
@@ -44,34 +42,22 @@ NAME = "pixel_anomalous_external"
 TITLE = "Anomalous exponent α from pixels (MiViT) vs from tracks on external (AnDi) movies"
 
 
-def _ln_k_rmse(k_est, k_true: float, clip) -> float:
-    return float(np.sqrt(np.mean(_log_error(np.asarray(k_est, float), k_true, clip) ** 2)))
-
-
 def score_tracks_alpha(nets: dict, traj, movie, tracks: pd.DataFrame, n: int,
                        sigma_nm: float, alpha: float, K: float, max_lag: int, clip) -> dict:
     """α MAE (and ln K RMSE) of every method on ``n`` tracks (``track_id`` 0..n−1) of one
     movie; a track a method returns nothing for counts as a failed estimate."""
     dt = movie.frame_time_s
-    cols = [C.TRACK_ID, C.FRAME, C.X_NM, C.Y_NM]
-    truth = np.full(n, alpha)
+    tracks = tracks[[C.TRACK_ID, C.FRAME, C.X_NM, C.Y_NM]]
     row = {}
     for label, est in nets.items():
-        pt, _ = est.estimate(movie, tracks[cols], float(sigma_nm))
+        pt, _ = est.estimate(movie, tracks, float(sigma_nm))
         pt = pt.set_index(C.TRACK_ID).reindex(range(n))
         a_hat = pt[PIXEL_ALPHA].to_numpy(float)
-        row[f"{label} alpha MAE"] = mae_alpha(truth, a_hat)
+        row[f"{label} alpha MAE"] = mae_alpha(np.full(n, alpha), a_hat)
         # K [µm²/s^α] from the one-frame D with the network's own α̂
-        row[f"{label} lnK RMSE"] = _ln_k_rmse(
-            pt[PIXEL_D].to_numpy(float) * dt ** (1.0 - a_hat), K, clip)
-    msd = ESTIMATORS["msd_loglog"](max_lag=max_lag).estimate(tracks[cols], dt)
-    row["msd_loglog alpha MAE"] = mae_alpha(
-        truth, msd.set_index(C.TRACK_ID).reindex(range(n))[C.ALPHA].to_numpy(float))
-    if traj is not None:
-        pred = traj.predict(tracks[cols], frame_time_s=dt).set_index(C.TRACK_ID).reindex(
-            range(n))
-        row["trajnet alpha MAE"] = mae_alpha(truth, pred[C.ALPHA].to_numpy(float))
-        row["trajnet lnK RMSE"] = _ln_k_rmse(pred["K [um^2/s^alpha]"].to_numpy(float), K, clip)
+        row[f"{label} lnK RMSE"] = _ln_k_rmse(pt[PIXEL_D].to_numpy(float) * dt ** (1.0 - a_hat),
+                                              K, clip)
+    row.update(score_track_methods(traj, tracks, n, alpha, K, dt, max_lag, clip))
     return row
 
 
