@@ -21,7 +21,7 @@ from smlmnet.diffusion.mivit.loss import (
     physics_consistency_loss,
     supervised_loss,
 )
-from smlmnet.diffusion.mivit.net import MiViT, Pix2DCNN, SingleFrameViT
+from smlmnet.diffusion.mivit.net import MiViT, Pix2DCNN, SingleFrameViT, spot_moments
 from smlmnet.diffusion.mivit.targets import (
     TubeletSimulator,
     TubeletStream,
@@ -37,6 +37,8 @@ MICRO_NETS = {
     "mivit_factorized": lambda: MiViT(frames=8, dim=16, heads=2, depth_space=1, depth_time=1),
     "mivit_joint": lambda: MiViT(frames=8, dim=16, heads=2, depth_space=1, depth_time=1,
                                  attention="joint"),
+    "mivit_blur_moments": lambda: MiViT(frames=8, dim=16, heads=2, depth_space=1,
+                                        depth_time=1, blur_moments=True),
     "single_frame": lambda: SingleFrameViT(dim=16, heads=2, depth=1),
     "pix2d": lambda: Pix2DCNN(crop=7, channels=8, hidden=16),
 }
@@ -310,3 +312,41 @@ def test_feature_dropout_hides_the_features_of_a_share_of_tubelets_in_training_o
     assert same_share(False) == 0.0
     with pytest.raises(ValueError, match="feature_dropout"):
         MiViT(frames=8, dim=16, heads=2, depth_space=1, depth_time=1, feature_dropout=1.0)
+
+
+def test_spot_moments_follow_the_windowed_gaussian_and_grow_with_blur():
+    """A noise-free Gaussian spot of variance v per axis through a window of variance w has
+    the windowed moment v·w/(v + w) (up to the pixel sums: 1e-3) and no elongation. On
+    simulated tubelets (fixed seed, 300 × 16 frames at D = 1 µm²/s) the width feature of
+    continuous exposure exceeds the stroboscopic one by > 10 standard errors of the
+    difference (measured: ~1.5 per-frame s.d., i.e. ~100 standard errors over 4,800 frames)."""
+    K = 15
+    g = torch.arange(K) + 0.5
+    one = torch.ones(1, 1, dtype=torch.bool)
+    for v, sigma in [(1.69 + 1 / 12, 1.3), (2.5, 1.3), (1.0, 0.9)]:
+        spot = torch.exp(-((g[None] - 7.5) ** 2 + (g[:, None] - 7.5) ** 2) / (2 * v))
+        spot = (spot / spot.sum() * 22.5)[None, None]
+        m = spot_moments(spot, torch.zeros(1, 1, 2), torch.tensor([sigma]), one)[0, 0]
+        w = [(s * sigma) ** 2 for s in (1.5, 3.0)]
+        assert m[0].item() == pytest.approx(v / (v + w[0]), abs=1e-3)
+        assert m[3].item() == pytest.approx(v / (v + w[1]), abs=1e-3)
+        assert m[1].item() < 1e-3 and m[4].item() < 1e-3
+    fixed = dict(D_um2_s=1.0, frame_time_s=0.02, pixel_size_nm=100.0, psf_sigma_px=1.3,
+                 photons=1000.0, background_photons_per_px=20.0, halo_fraction=0.0,
+                 camera="scmos", localizer_excess=1.0, length=16)
+    width = {}
+    for f in (0.0, 1.0):
+        b = _batch(300, 16, seed=3, exposure_fraction=f, **fixed)
+        m = spot_moments(b["x"], b["features"][..., :2], b["cond"][:, 1], b["mask"])
+        width[f] = m[..., 0][b["mask"]]
+    sem = (width[0.0].var() / len(width[0.0]) + width[1.0].var() / len(width[1.0])).sqrt()
+    assert width[1.0].mean() - width[0.0].mean() > 10 * sem
+    # masked frames give zeros and do not change the others
+    b = _batch(4, 8, seed=1)
+    b["mask"][:, 5:] = False
+    m1 = spot_moments(b["x"], b["features"][..., :2], b["cond"][:, 1], b["mask"])
+    x = b["x"].clone()
+    x[~b["mask"]] = 50.0
+    m2 = spot_moments(x, b["features"][..., :2], b["cond"][:, 1], b["mask"])
+    torch.testing.assert_close(m1, m2)
+    assert (m1[:, 5:] == 0).all()

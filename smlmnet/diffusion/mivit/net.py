@@ -6,7 +6,9 @@ Inputs (from :func:`smlmnet.diffusion.mivit.targets.to_network_batch`):
     ``x`` ``(B, T, K, K)`` normalized patches (masked frames zero), ``features`` ``(B, T, 4)``
     (localization offset in the patch and asinh displacement from the previous frame, px),
     ``cond`` ``(B, 4)`` (exposure/frame, PSF σ px, log10 signal, log10 background), ``mask``
-    ``(B, T)`` bool (valid frames; at least one per row).
+    ``(B, T)`` bool (valid frames; at least one per row). A MiViT with ``blur_moments`` also
+    reads each frame's windowed spot moments (:func:`spot_moments`), computed inside from
+    ``x``, the offsets and the PSF σ, so the contract is the same.
 Outputs (dict):
     ``log_d`` ``(B,)`` ln D_px (px²/frame), ``log_var`` ``(B,)`` its predicted log-variance,
     ``log_s2`` ``(B,)`` ln σ_loc² (px²) of the localizations, ``frame_log_d`` /
@@ -51,6 +53,70 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, keepdim: bool = False) -> t
     1; rows without a valid frame give 0)."""
     m = mask.reshape(*mask.shape, *([1] * (x.dim() - 2))).to(x.dtype)
     return (x * m).sum(1, keepdim=keepdim) / m.sum(1, keepdim=keepdim).clamp(min=1)
+
+
+#: window widths of :func:`spot_moments`, in units of the PSF σ
+MOMENT_SCALES = (1.5, 3.0)
+#: per-frame values :func:`spot_moments` returns per window
+N_MOMENTS = 3
+
+
+def spot_moments(x: torch.Tensor, offset: torch.Tensor, psf_sigma_px: torch.Tensor,
+                 mask: torch.Tensor, scales=MOMENT_SCALES) -> torch.Tensor:
+    """Gaussian-windowed second moments of each frame's spot about its localization: how
+    wide and how elongated the (motion-blurred) spot is, relative to the window.
+
+    A spot of covariance ``V`` (PSF σ² + 1/12 px² of pixelation + the motion within the
+    exposure) seen through a Gaussian window of variance ``w = (s·σ)²`` centred on it has the
+    windowed second moment ``V·w/(V + w)`` per axis, so the width feature grows monotonically
+    with the blur while the window keeps the background far from the spot out of it. The
+    trace measures how far the molecule moved within the exposure, the eigenvalue difference
+    how elongated the spot is along its path (0 for a still spot whatever σ, so it does not
+    depend on knowing σ). These are the statistics that the 5×5 px patch embedding resolves
+    poorly for blur comparable to the PSF; they are computed from the same normalized patch
+    and localization the network sees, in training and inference alike.
+
+    The background left in the patches is first re-levelled to the mean of their edge pixels.
+
+    Args:
+        x: ``(B, T, K, K)`` normalized patches (:func:`~smlmnet.diffusion.mivit.targets.
+            normalize_tubelets`; masked frames zero). offset: ``(B, T, 2)`` localization offset
+            (x, y) from the patch centre pixel's centre, px. psf_sigma_px: ``(B,)`` PSF σ, px.
+            mask: ``(B, T)`` bool, valid frames (the others give 0 and are not read).
+        scales: window σ in units of the PSF σ.
+    Returns:
+        ``(B, T, 3·len(scales))``: per window, (m_xx + m_yy)/(2w), (λ₁ − λ₂)/w of the windowed
+        moment matrix, and asinh of the windowed photon sum (normalized units); 0 on masked
+        frames.
+    """
+    B, T, K, _ = x.shape
+    # residual background: the patch normalization subtracts the median over the whole
+    # tubelet, which the spot itself lifts; re-level on the mean of the patches' edge pixels
+    edge = torch.ones(K, K, dtype=torch.bool, device=x.device)
+    edge[1:-1, 1:-1] = False
+    valid = mask.to(x.dtype)
+    ring = x[:, :, edge].mean(-1)  # (B, T)
+    level = (ring * valid).sum(1) / valid.sum(1).clamp(min=1)
+    x = (x - level.view(B, 1, 1, 1)) * valid[..., None, None]
+    g = torch.arange(K, device=x.device, dtype=x.dtype) + 0.5
+    centre = K // 2 + 0.5 + offset
+    dx = g.view(1, 1, 1, K) - centre[..., 0, None, None]  # (B, T, 1, K)
+    dy = g.view(1, 1, K, 1) - centre[..., 1, None, None]  # (B, T, K, 1)
+    dx2, dy2 = dx * dx, dy * dy
+    out = []
+    for s in scales:
+        w = (s * psf_sigma_px).clamp(min=0.5).pow(2).view(B, 1, 1, 1)
+        wx = torch.exp(-0.5 * dy2 / w) * torch.exp(-0.5 * dx2 / w) * x  # separable window
+        m0 = wx.sum(dim=(2, 3))
+        norm = m0.clamp(min=1.0)
+        mxx = (wx * dx2).sum(dim=(2, 3)) / norm
+        myy = (wx * dy2).sum(dim=(2, 3)) / norm
+        mxy = (wx * dx * dy).sum(dim=(2, 3)) / norm
+        w = w.view(B, 1)
+        trace = ((mxx + myy) / (2 * w)).clamp(-2.0, 4.0)
+        spread = torch.sqrt((mxx - myy) ** 2 + 4 * mxy * mxy + 1e-8) / w
+        out += [trace, spread.clamp(max=4.0), torch.asinh(m0)]
+    return torch.stack(out, dim=-1) * valid[..., None]
 
 
 def _attn_bias(valid: torch.Tensor) -> torch.Tensor:
@@ -143,13 +209,18 @@ class MiViT(nn.Module):
             extra parameter, so older weights load unchanged).
         alpha_head: add the α branch (:class:`_AlphaBranch`; factorized attention only;
             False: no extra parameter, older weights load unchanged).
+        blur_moments: add each frame's windowed spot moments (:func:`spot_moments`: how wide
+            and how elongated the blurred spot is) to its frame token through their own
+            linear embedding (kept under ``feature_dropout``: they are read from the pixels;
+            False: no extra parameter, older weights load unchanged).
     """
 
     def __init__(self, frames: int = 16, size: int = 15, spatial_patch: int = 5,
                  dim: int = 64, heads: int = 4, depth_space: int = 2, depth_time: int = 2,
                  mlp_ratio: float = 2.0, attention: str = "factorized",
                  use_features: bool = True, drop_path: float = 0.0,
-                 feature_dropout: float = 0.0, alpha_head: bool = False):
+                 feature_dropout: float = 0.0, alpha_head: bool = False,
+                 blur_moments: bool = False):
         super().__init__()
         if attention not in ("factorized", "joint"):
             raise ValueError(f"attention must be factorized or joint; got {attention!r}")
@@ -163,6 +234,8 @@ class MiViT(nn.Module):
             self._config["feature_dropout"] = float(feature_dropout)
         if alpha_head:
             self._config["alpha_head"] = True
+        if blur_moments:
+            self._config["blur_moments"] = True
         if not 0 <= feature_dropout < 1:
             raise ValueError(f"feature_dropout must lie in [0, 1); got {feature_dropout}")
         self.frames, self.attention, self.use_features = frames, attention, use_features
@@ -171,6 +244,8 @@ class MiViT(nn.Module):
             self.no_features = nn.Parameter(torch.zeros(1, 1, dim))
         self.spatial = _SpatialEncoder(size, spatial_patch, dim)
         self.feat_embed = nn.Linear(N_FEATURES, dim)
+        self.moment_embed = nn.Linear(N_MOMENTS * len(MOMENT_SCALES), dim) if blur_moments \
+            else None
         self.frame_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.cond_embed = nn.Linear(N_COND, dim)
         self.time_pos = nn.Parameter(torch.randn(1, frames, dim) * 0.02)
@@ -200,6 +275,9 @@ class MiViT(nn.Module):
         if self.feature_dropout and self.training:
             drop = torch.rand(B, 1, 1, device=x.device) < self.feature_dropout
             femb = torch.where(drop, self.no_features.expand(B, T, -1), femb)
+        if self.moment_embed is not None:
+            moments = spot_moments(x, features[..., :2], cond[:, 1], mask)
+            femb = femb + self.moment_embed(moments)
         ftok = self.frame_token + femb + self.time_pos[:, :T]  # (B, T, dim)
         ctok = self.cond_embed(cond)[:, None]  # (B, 1, dim)
         if self.attention == "factorized":
