@@ -247,7 +247,8 @@ def render_model_card(info: dict) -> str:
     if info.get("recalibration_command"):
         lines += ["Thresholds and uncertainty scale recomputed with:", "",
                   f"```bash\n{info['recalibration_command']}\n```", ""]
-    facts = {k: info[k] for k in ("trained_on", "epochs", "global_steps", "train_items",
+    facts = {k: info[k] for k in ("trained_on", "epochs", "global_steps", "exported_step",
+                                  "train_items",
                                   "simulation_preset", "simulation_overrides",
                                   "window_shape_px", "pixel_size_nm", "initialized_from",
                                   "trained_parameters", "frozen_unchanged") if k in info}
@@ -289,3 +290,16 @@ def load_best_checkpoint(module) -> str:
         module.net.load_state_dict({k[len("net."):]: v for k, v in state.items()
                                     if k.startswith("net.")})
     return best
+
+
+def best_checkpoint_step(module, best: str) -> int:
+    """The optimizer step of the exported weights: that of checkpoint ``best`` (the best
+    validation one, from :func:`load_best_checkpoint`), else the module's last step. A run
+    stopped by ``trainer.max_time`` or validated only every few steps exports weights older
+    than its ``global_steps``; a model folder records both."""
+    import torch
+
+    if not best:
+        return int(module.global_step)
+    return int(torch.load(best, map_location="cpu", weights_only=True)["global_step"])
+

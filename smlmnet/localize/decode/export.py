@@ -146,7 +146,12 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
     """After ``train.py``: load the best validation checkpoint, tune thresholds and the
     uncertainty scale on the validation windows, report on independent test windows, and
     write a model folder (``export_pretrained=DIR``)."""
-    from smlmnet.models.registry import load_best_checkpoint, model_info_header, write_model_folder
+    from smlmnet.models.registry import (
+        best_checkpoint_step,
+        load_best_checkpoint,
+        model_info_header,
+        write_model_folder,
+    )
 
     net = module.net.cpu()   # scored and saved on the CPU, wherever it trained
     best = load_best_checkpoint(module)
@@ -164,6 +169,7 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
             "edge_probability": datamodule.train_set.edge_probability,
             "pixel_size_nm": a,
             "epochs": int(module.current_epoch) + 1,
+            "exported_step": best_checkpoint_step(module, best),
             "train_items": int(cfg.data.train_items),
             "global_steps": int(module.global_step),
             "training_ranges": training_ranges(sim_cfg, randomization, net),
