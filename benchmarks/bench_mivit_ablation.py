@@ -2,8 +2,12 @@
 
 Variants (``train.py experiment=pixel_diffusion_mivit`` plus one override each):
 
-- ``full``: factorized space–time attention with the localization features (the shipped
-  design);
+- ``full``: factorized space–time attention with the localization features and the blur
+  moments (the shipped design);
+- ``no_blur_moments``: ``model.net.blur_moments=false``: without each frame's windowed spot
+  width and elongation (the design before session 15; ``results/mivit_ablation/`` predates the
+  blur moments, so its ``full`` is this variant; their GPU A/B:
+  ``results/mivit_blur_moments/``);
 - ``pixels_only``: ``model.net.use_features=false``: the network sees the pixels but not the
   localization offsets and displacements;
 - ``joint``: ``model.net.attention=joint``: one attention over all space–time tokens instead
@@ -40,6 +44,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {
     "full": ["experiment=pixel_diffusion_mivit"],
+    "no_blur_moments": ["experiment=pixel_diffusion_mivit", "model.net.blur_moments=false"],
     "pixels_only": ["experiment=pixel_diffusion_mivit", "model.net.use_features=false"],
     "joint": ["experiment=pixel_diffusion_mivit", "model.net.attention=joint"],
     "single_frame": ["experiment=pixel_diffusion_single_frame"],
