@@ -166,6 +166,27 @@ def test_provenance_and_the_one_reproduce_command():
     assert prov["cpu_cores"] >= 1 and prov["cpu"] and prov["torch_threads"] >= 1
 
 
+def test_git_commit_ignores_stored_results_but_not_code(tmp_path, monkeypatch):
+    """A benchmark writing into its tracked results folder is not 'dirty'; a code change is."""
+    import smlmnet.io.provenance as prov
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "benchmarks" / "results" / "x").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "x" / "table.md").write_text("a\n")
+    (tmp_path / "code.py").write_text("a = 1\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    monkeypatch.setattr(prov, "_REPO", tmp_path)
+    assert "+" not in prov.git_commit() and len(prov.git_commit()) == 40
+    (tmp_path / "benchmarks" / "results" / "x" / "table.md").write_text("b\n")
+    assert not prov.git_commit().endswith("+dirty")
+    (tmp_path / "code.py").write_text("a = 2\n")
+    assert prov.git_commit().endswith("+dirty")
+
+
 def _write_external_pixel_movie(folder, D, f, seed, n_side=3, pitch=16, frames=6,
                                 alpha=None):
     """A tiny movie laid out as benchmarks/external/make_andi_pixel_movies.py writes it

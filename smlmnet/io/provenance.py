@@ -47,11 +47,14 @@ def _git(*args: str) -> str | None:
 
 def git_commit() -> str:
     """``git rev-parse HEAD`` of the checkout smlmnet runs from, with ``+dirty`` when tracked
-    files have uncommitted changes; ``unknown`` outside a git checkout."""
+    files outside ``benchmarks/results/`` have uncommitted changes; ``unknown`` outside a git
+    checkout. Stored results are outputs, not inputs: a benchmark that writes into its tracked
+    results folder (Hydra's ``.hydra/`` files are written first) must not mark itself dirty."""
     commit = _git("rev-parse", "HEAD")
     if not commit:
         return "unknown"
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                 ":(exclude)benchmarks/results")
     return commit + ("+dirty" if dirty else "")
 
 
