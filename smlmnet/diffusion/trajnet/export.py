@@ -95,10 +95,10 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
     extra = {}
     if getattr(net, "per_step", False):
         scan = changepoint_scan(collect(net, datamodule.val_set))
-        best = max(scan, key=lambda r: r["cp_jaccard"])
-        report = changepoint_scan(outs_test, (best["threshold"],))[0]
+        chosen = max(scan, key=lambda r: r["cp_jaccard"])
+        report = changepoint_scan(outs_test, (chosen["threshold"],))[0]
         test.update({"cp_rmse": report["cp_rmse"], "cp_jaccard": report["cp_jaccard"]})
-        extra = {"thresholds": {"changepoint": best["threshold"]}, "threshold_scan": scan,
+        extra = {"thresholds": {"changepoint": chosen["threshold"]}, "threshold_scan": scan,
                  "tuning_split": f"{len(datamodule.val_set)} validation batches (seed "
                                  f"{datamodule.val_set.seed})"}
     info = {**model_info_header(cfg, net, "trajectory"),
