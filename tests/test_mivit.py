@@ -176,6 +176,8 @@ def test_micro_training_exports_a_loadable_model(micro_model):
     assert info["training_ranges"]["D_um2_s"] == [0.01, 10.0]
     assert "experiment=pixel_diffusion_micro" in info["training_command"]
     assert np.isfinite(info["validation"]["log_d_rmse"])
+    # the exported weights' step (best validation checkpoint) is recorded beside the last one
+    assert 1 <= info["exported_step"] <= info["global_steps"]
     assert isinstance(load(micro_model), PixelDiffusionEstimator)
 
 

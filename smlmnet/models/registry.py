@@ -279,27 +279,20 @@ def render_model_card(info: dict) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def load_best_checkpoint(module) -> str:
+def load_best_checkpoint(module) -> tuple[str, int]:
     """After ``trainer.fit``: load the best validation checkpoint's ``net.*`` weights into
-    ``module.net`` (when a checkpoint callback kept one); returns its path or ``""``."""
+    ``module.net`` (when a checkpoint callback kept one). Returns ``(path, step)``: its path
+    (``""`` if none) and the optimizer step of the weights now in ``module.net`` (the
+    checkpoint's, else the module's last). A run stopped by ``trainer.max_time`` or validated
+    only every few steps exports weights older than its ``global_steps``; a model folder
+    records both (``exported_step``)."""
     import torch
 
     best = getattr(getattr(module.trainer, "checkpoint_callback", None), "best_model_path", "")
-    if best:
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-        module.net.load_state_dict({k[len("net."):]: v for k, v in state.items()
-                                    if k.startswith("net.")})
-    return best
-
-
-def best_checkpoint_step(module, best: str) -> int:
-    """The optimizer step of the exported weights: that of checkpoint ``best`` (the best
-    validation one, from :func:`load_best_checkpoint`), else the module's last step. A run
-    stopped by ``trainer.max_time`` or validated only every few steps exports weights older
-    than its ``global_steps``; a model folder records both."""
-    import torch
-
     if not best:
-        return int(module.global_step)
-    return int(torch.load(best, map_location="cpu", weights_only=True)["global_step"])
+        return "", int(module.global_step)
+    ckpt = torch.load(best, map_location="cpu", weights_only=True)
+    module.net.load_state_dict({k[len("net."):]: v for k, v in ckpt["state_dict"].items()
+                                if k.startswith("net.")})
+    return best, int(ckpt["global_step"])
 

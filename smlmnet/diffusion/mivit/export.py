@@ -70,22 +70,17 @@ def _initialization(module) -> dict:
 def export_trained(cfg, module, datamodule, run_dir) -> Path:
     """After ``train.py``: load the best validation checkpoint (if any), score it on the
     independent test batches (seed + 2) and write the model folder ``cfg.export_pretrained``."""
-    from smlmnet.models.registry import (
-        best_checkpoint_step,
-        load_best_checkpoint,
-        model_info_header,
-        write_model_folder,
-    )
+    from smlmnet.models.registry import load_best_checkpoint, model_info_header, write_model_folder
 
     net = module.net.cpu()   # scored and saved on the CPU, wherever it trained
-    best = load_best_checkpoint(module)
+    best, exported_step = load_best_checkpoint(module)
     if best:
         log.info("exporting the best validation checkpoint %s", best)
     test = score_stream(net, datamodule.test_set)
     ts = datamodule.test_set
     info = {**model_info_header(cfg, net, "pixel_diffusion"),
             "epochs": int(module.current_epoch),
-            "exported_step": best_checkpoint_step(module, best),
+            "exported_step": exported_step,
             "global_steps": int(module.global_step),
             "train_items": int(cfg.data.train_batches) * int(cfg.data.batch_size),
             "training_ranges": datamodule.training_ranges(),

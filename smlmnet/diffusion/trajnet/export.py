@@ -79,15 +79,10 @@ def score_stream(net, dataset, outs=None) -> dict:
 def export_trained(cfg, module, datamodule, run_dir) -> Path:
     """After ``train.py``: load the best validation checkpoint, score it on the independent
     test batches (seed + 2) and write the model folder ``cfg.export_pretrained``."""
-    from smlmnet.models.registry import (
-        best_checkpoint_step,
-        load_best_checkpoint,
-        model_info_header,
-        write_model_folder,
-    )
+    from smlmnet.models.registry import load_best_checkpoint, model_info_header, write_model_folder
 
     net = module.net.cpu()   # scored and saved on the CPU, wherever it trained
-    best = load_best_checkpoint(module)
+    best, exported_step = load_best_checkpoint(module)
     if best:
         log.info("exporting the best validation checkpoint %s", best)
     outs_test = collect(net, datamodule.test_set)
@@ -103,7 +98,7 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
                                  f"{datamodule.val_set.seed})"}
     info = {**model_info_header(cfg, net, "trajectory"),
             "epochs": int(module.current_epoch),
-            "exported_step": best_checkpoint_step(module, best),
+            "exported_step": exported_step,
             "global_steps": int(module.global_step),
             "train_items": int(cfg.data.train_batches),
             "training_ranges": datamodule.training_ranges(),

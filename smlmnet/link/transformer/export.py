@@ -79,15 +79,10 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
     write a model folder (``export_pretrained=DIR``)."""
     from smlmnet.link.base import LAPLinker
     from smlmnet.link.transformer.infer import TransformerLinker
-    from smlmnet.models.registry import (
-        best_checkpoint_step,
-        load_best_checkpoint,
-        model_info_header,
-        write_model_folder,
-    )
+    from smlmnet.models.registry import load_best_checkpoint, model_info_header, write_model_folder
 
     net = module.net.cpu()   # scored and saved on the CPU, wherever it trained
-    best = load_best_checkpoint(module)
+    best, exported_step = load_best_checkpoint(module)
     if best:
         log.info("exporting the best validation checkpoint %s", best)
     ranges = {**DEFAULT_RANGES, **(datamodule.train_set.ranges or {})}
@@ -105,7 +100,7 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
                 "with gap edges for blinking): windows of localizations, sparse neighbour "
                 "attention, parental/child softmax, global assignment on -log p.")),
             "epochs": int(module.current_epoch) + 1,
-            "exported_step": best_checkpoint_step(module, best),
+            "exported_step": exported_step,
             "global_steps": int(module.global_step),
             "train_items": int(cfg.data.train_items),
             "pixel_size_nm": float(ranges["pixel_size_nm"]),

@@ -146,15 +146,10 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
     """After ``train.py``: load the best validation checkpoint, tune thresholds and the
     uncertainty scale on the validation windows, report on independent test windows, and
     write a model folder (``export_pretrained=DIR``)."""
-    from smlmnet.models.registry import (
-        best_checkpoint_step,
-        load_best_checkpoint,
-        model_info_header,
-        write_model_folder,
-    )
+    from smlmnet.models.registry import load_best_checkpoint, model_info_header, write_model_folder
 
     net = module.net.cpu()   # scored and saved on the CPU, wherever it trained
-    best = load_best_checkpoint(module)
+    best, exported_step = load_best_checkpoint(module)
     if best:
         log.info("exporting the best validation checkpoint %s", best)
     a = float(cfg.model.pixel_size_nm)
@@ -169,7 +164,7 @@ def export_trained(cfg, module, datamodule, run_dir) -> Path:
             "edge_probability": datamodule.train_set.edge_probability,
             "pixel_size_nm": a,
             "epochs": int(module.current_epoch) + 1,
-            "exported_step": best_checkpoint_step(module, best),
+            "exported_step": exported_step,
             "train_items": int(cfg.data.train_items),
             "global_steps": int(module.global_step),
             "training_ranges": training_ranges(sim_cfg, randomization, net),
