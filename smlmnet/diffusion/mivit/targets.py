@@ -41,6 +41,10 @@ import torch
 from torch.utils.data import IterableDataset
 
 from smlmnet.data.camera import adu_to_photons, camera_dict
+from smlmnet.diffusion.tubelets import (  # noqa: F401  (re-exported)
+    log_d_px_to_um2_s,
+    tubelet_features,
+)
 from smlmnet.models.datasets import _rank_and_world, item_seed, shard_indices
 from smlmnet.simulate.camera import camera_adu
 from smlmnet.simulate.fbm import fgn_2d
@@ -56,43 +60,12 @@ N_FEATURES = 4
 N_COND = 4
 
 
-def log_d_px_to_um2_s(log_d_px, frame_time_s, pixel_size_nm):
-    """``ln D_px`` (px²/frame) → D in µm²/s (numpy or torch, broadcasting)."""
-    lib = torch if torch.is_tensor(log_d_px) else np
-    return lib.exp(log_d_px) * (pixel_size_nm / 1000.0) ** 2 / frame_time_s
-
-
 def localization_sigma_px(photons, bg_per_px, psf_sigma_px, excess: float | np.ndarray = 1.0):
     """Mortensen et al. (2010) bound of a Gaussian-PSF localization, px:
     σ² = (s_a²/N)(16/9 + 8π s_a² b/N), s_a² = s² + 1/12; ``excess`` 2 for EMCCD."""
     sa2 = np.asarray(psf_sigma_px, float) ** 2 + 1.0 / 12.0
     n = np.maximum(np.asarray(photons, float), 1.0)
     return np.sqrt(excess * sa2 / n * (16.0 / 9.0 + 8 * np.pi * sa2 * bg_per_px / n))
-
-
-def tubelet_features(loc_px: np.ndarray | torch.Tensor, mask) -> tuple:
-    """Per-frame features ``(B, T, 4)`` and patch origins ``(B, T, 2)`` from localizations.
-
-    Args:
-        loc_px: ``(B, T, 2)`` localizations (x, y) in continuous pixel units (pixel j covers
-            [j, j+1)). mask: ``(B, T)`` bool, frames where the molecule was localized.
-    Returns:
-        ``(features, origin)``: features = offset of the localization from the patch centre
-        (x, y, in [−0.5, 0.5)) and asinh of the displacement from the previous frame (0 where
-        that frame or the previous one is masked); ``origin`` = integer pixel of the patch
-        centre (the patch spans ``origin − K//2 .. origin + K//2``).
-    """
-    loc = np.asarray(loc_px, np.float64)
-    mask = np.asarray(mask, bool)
-    origin = np.floor(loc)
-    offset = loc - origin - 0.5
-    disp = np.zeros_like(loc)
-    disp[:, 1:] = np.diff(loc, axis=1)
-    valid = np.zeros_like(mask)
-    valid[:, 1:] = mask[:, 1:] & mask[:, :-1]
-    disp = np.where(valid[..., None], np.arcsinh(disp), 0.0)
-    offset = np.where(mask[..., None], offset, 0.0)
-    return np.concatenate([offset, disp], axis=-1).astype(np.float32), origin.astype(np.int64)
 
 
 def normalize_tubelets(patches, mask, eps: float = 1.0):
