@@ -15,8 +15,8 @@ sub-positions, about two per frame).
 (:func:`smlmnet.localize.fit.fit_gaussian_mle`, σ free) and evaluates on a grid of ln D_px
 the sum of
 
-- the exact Gaussian likelihood of the fitted centres' displacements with per-frame
-  localization variance (the fit's Cramér–Rao bound) and the blur coefficient R
+- the exact Gaussian likelihood of the tubelet's localizations' displacements with
+  per-frame localization variance (the fit's Cramér–Rao bound) and the blur coefficient R
   (Berglund 2010; Vestergaard 2014): Var Δ = 2D(1 − 2R) + σ_t² + σ_{t+1}²,
   Cov(Δ_t, Δ_{t+1}) = 2RD − σ_{t+1}²;
 - each frame's width likelihood: the hypoexponential density above convolved with the
@@ -25,13 +25,17 @@ the sum of
 It returns the posterior mean and variance of ln D_px under a flat prior on ln D_px over
 ``log_d_px_range``: the same ``predict_tubelets`` contract as the pixel networks
 (:class:`smlmnet.diffusion.mivit.infer.PixelDiffusionEstimator`), so a benchmark swaps them.
-Only pixels, the PSF σ and the exposure fraction are used: no localizations from elsewhere,
-no training. Units: pixels and frames (``D_px = D·Δt/a²``).
+Only the localizations the tubelet is cut around, its pixels, the PSF σ and the exposure
+fraction are used: no truth, no training. Units: pixels and frames (``D_px = D·Δt/a²``).
 
-Assumptions (recorded in every report that uses it): Brownian motion; the isotropic
-Gaussian's σ̂² equals the PSF σ² plus the path's gyration (checked on smlmnet's renderer:
-within 4 % at σ 1–1.3 px and gyration ≤ 1 px²; it underestimates by 15–20 % when the blur
-is over twice the PSF variance, so D is then read low from the widths); the PSF σ known.
+Assumptions (recorded in every report that uses it): Brownian motion; the PSF σ known
+(calibrated); the isotropic Gaussian's σ̂² − σ_PSF² reads the path's gyration G. Checked on
+noise-free renders of 8-point walks: within 4 % on average while G ≤ 2 σ_PSF² (with a
+shape scatter of ≈ 14 % of G that the model leaves out); beyond, the fit locks onto part of
+a long smear and reads G low (median 0.5–0.9 G at G = 4–10 σ²), so D is read low when the
+blur is long against the PSF (smlmnet's grid: D 5 µm²/s with continuous exposure, ln-D bias
+≈ −0.15). Modelling that regime (a truncated readout with a broken-readout density) was
+tried and gave back as much as it won (D 5 half exposure worse), so it was left out.
 """
 
 from __future__ import annotations
@@ -67,43 +71,53 @@ def _log_erfcx(u: np.ndarray) -> np.ndarray:
     return np.where(u > -5.0, np.log(erfcx(safe)), np.log(2.0) + u * u)
 
 
+def _hypoexp_weights(r: np.ndarray) -> np.ndarray:
+    """w_k = Π_{j≠k} r_j/(r_j − r_k) ``(..., K)`` of a hypoexponential with distinct rates
+    ``r`` ``(..., K)``: its density is Σ_k w_k r_k e^{−r_k x} (Σ_k w_k = 1)."""
+    K = r.shape[-1]
+    diff = r[..., None, :] - r[..., :, None]             # [k, j] = r_j − r_k
+    eye = np.eye(K, dtype=bool)
+    return np.prod(np.where(eye, 1.0, r[..., None, :] / np.where(eye, 1.0, diff)), axis=-1)
+
+
+def _signed_logsumexp(log_abs: np.ndarray, sign: np.ndarray, floor: float = 1e-300):
+    """log Σ_k sign_k·exp(log_abs_k) over the last axis, floored where it cancels to ≤ 0."""
+    top = np.max(log_abs, axis=-1, keepdims=True)
+    total = np.sum(sign * np.exp(log_abs - top), axis=-1)
+    return top[..., 0] + np.log(np.maximum(total, floor))
+
+
 def hypoexp_normal_logpdf(z: np.ndarray, means: np.ndarray, var: np.ndarray) -> np.ndarray:
-    """log density at ``z`` of Σ_k means_k·E_k + N(0, var), E_k ~ Exp(1) independent.
+    """log density at ``z`` of G + N(0, var), G = Σ_k means_k·E_k with E_k ~ Exp(1)
+    independent (a hypoexponential variable).
 
     Args:
         z: observations, broadcastable against ``means[..., 0]`` and ``var``.
         means: ``(..., K)`` distinct positive component means (K ≥ 1).
         var: Gaussian variance (> 0).
-    The hypoexponential density is Σ_k w_k r_k e^{−r_k x}, w_k = Π_{j≠k} r_j/(r_j − r_k)
-    (r = 1/means); each exponential convolved with the Gaussian is an exponentially
-    modified Gaussian (r/2)·exp(−z²/2s²)·erfcx((r s² − z)/(√2 s)); the signed sum is
-    taken in log space with a floor where it cancels to nothing (far below the mode).
+    Each exponential component convolved with the Gaussian is an exponentially modified
+    Gaussian, (r/2)·exp(−z²/2s²)·erfcx((r s² − z)/(√2 s)) (r = 1/mean); the signed sum over
+    components is taken in log space, floored where it cancels (far below the mode).
     """
     z = np.asarray(z, float)[..., None]
     r = 1.0 / np.asarray(means, float)
     s2 = np.asarray(var, float)[..., None]
-    K = r.shape[-1]
-    diff = r[..., None, :] - r[..., :, None]             # [k, j] = r_j − r_k
-    eye = np.eye(K, dtype=bool)
-    ratio = np.where(eye, 1.0, r[..., None, :] / np.where(eye, 1.0, diff))
-    w = np.prod(ratio, axis=-1)                          # (..., K)
-    u = (r * s2 - z) / np.sqrt(2.0 * s2)
-    log_terms = np.log(np.abs(w) * r / 2.0) + _log_erfcx(u)
-    top = np.max(log_terms, axis=-1, keepdims=True)
-    total = np.sum(np.sign(w) * np.exp(log_terms - top), axis=-1)
-    floor = 1e-12
-    return -z[..., 0] ** 2 / (2.0 * s2[..., 0]) + top[..., 0] + np.log(np.maximum(total, floor))
+    w = _hypoexp_weights(r)
+    log_terms = np.log(np.abs(w) * r / 2.0) + _log_erfcx((r * s2 - z) / np.sqrt(2.0 * s2))
+    return -z[..., 0] ** 2 / (2.0 * s2[..., 0]) + _signed_logsumexp(log_terms, np.sign(w))
 
 
 def width_loglik(z: np.ndarray, z_var: np.ndarray, d_px: np.ndarray, n_exposed: np.ndarray,
                  substeps: int, outlier_fraction: float, outlier_scale: np.ndarray) -> np.ndarray:
-    """Log-likelihood ``(B, G)`` of the frames' width excesses for each D on the grid.
+    """Log-likelihood ``(B, G)`` of the frames' width excesses for each D on the grid:
+    z ~ G + N(0, z_var) with G the hypoexponential gyration of :func:`gyration_eigenvalues`,
+    mixed with a D-independent Cauchy of weight ``outlier_fraction`` (failed fits).
 
     Args:
         z: ``(B, T)`` σ̂² − σ_PSF² (px²), NaN where a frame has no valid fit.
         z_var: ``(B, T)`` variance of σ̂² (px⁴). d_px: ``(G,)`` grid of D_px (px²/frame).
         n_exposed: ``(B,)`` sub-positions integrated per exposure (1: stroboscopic: no term).
-        outlier_scale: ``(B,)`` Cauchy scale (px²) of the D-independent outlier density.
+        outlier_scale: ``(B,)`` Cauchy scale (px²) of the outlier density.
     """
     B, T = z.shape
     out = np.zeros((B, len(d_px)))
@@ -175,6 +189,8 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
             width likelihood (failed fits, neighbours).
         use_widths: False leaves the width term out (a pixel-fitted track MLE: the
             ablation that shows what the blur adds).
+        max_offset_px: a frame whose fitted centre lies farther than this (or than 2σ̂)
+            from the tubelet's localization (a neighbour, a failed fit) gives no width (px).
         frames: tubelet frames (windows of a track in :meth:`estimate`). size: patch side
             (px, odd) of the tubelets cut from a movie.
         batch_size: tubelets per chunk (bounds memory: chunk × grid × T² floats).
@@ -182,12 +198,14 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
 
     def __init__(self, substeps: int = 8, log_d_px_range: tuple[float, float] = (-9.0, 5.0),
                  grid_points: int = 141, outlier_fraction: float = 0.02,
-                 use_widths: bool = True, frames: int = 16, size: int = 15,
-                 batch_size: int = 64):
+                 use_widths: bool = True, max_offset_px: float = 1.5,
+                 frames: int = 16,
+                 size: int = 15, batch_size: int = 64):
         self.substeps = int(substeps)
         self.grid = np.linspace(*map(float, log_d_px_range), int(grid_points))
         self.outlier_fraction = float(outlier_fraction)
         self.use_widths = bool(use_widths)
+        self.max_offset_px = float(max_offset_px)
         self.frames = int(frames)
         self.size = int(size)
         self.batch_size = int(batch_size)
@@ -201,17 +219,23 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
                 + ("" if self.use_widths else "; widths not used (track part only)"))
 
     def fit_frames(self, patches: np.ndarray, mask: np.ndarray, loc_px: np.ndarray,
-                   psf_sigma_px: np.ndarray) -> dict[str, np.ndarray]:
-        """Fit every valid frame: positions ``(B, T, 2)`` in the tubelet's coordinates (those
-        of ``loc_px``), their variance ``(B, T)``, width excess z and its variance ``(B, T)``
-        (NaN where the fit failed), and the valid mask."""
+                   psf_sigma_px: np.ndarray, inside: np.ndarray | None = None) -> dict:
+        """Fit every masked-in frame (isotropic Gaussian, σ free).
+
+        Returns ``pos_var`` ``(B, T)``: the localization variance per axis (px²), the fit's
+        Cramér–Rao bound (the tubelet's median where a fit failed); ``z`` and ``z_var``
+        ``(B, T)``: σ̂² − σ_PSF² and its variance, NaN where the width is not usable: the fit
+        failed, its centre lies farther than max(``max_offset_px``, 2σ̂) from the
+        localization (a neighbour, a failed fit), σ̂ fills the patch, or the patch crosses
+        the movie's border (``inside`` False).
+        """
         B, T, K, _ = patches.shape
+        mask = np.asarray(mask, bool)
         idx = np.nonzero(mask)
         sig = np.broadcast_to(np.asarray(psf_sigma_px, float).reshape(-1, 1), (B, T))[idx]
-        pos = np.full((B, T, 2), np.nan)
         pos_var = np.full((B, T), np.nan)
         z = np.full((B, T), np.nan)
-        z_var = np.full((B, T), np.nan)
+        z_var = np.ones((B, T))
         if len(idx[0]):
             fit = {}
             # one fit per distinct PSF σ (the start value; σ is free)
@@ -221,14 +245,25 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
                 for k, v in part.items():
                     fit.setdefault(k, np.zeros(len(sig), np.asarray(v).dtype))[sel] = v
             origin = np.floor(loc_px[idx]) - K // 2        # patch corner, tubelet coords
-            pos[idx] = origin + np.stack([fit["x"], fit["y"]], axis=1)
-            pos_var[idx] = 0.5 * (fit["crlb_x"] ** 2 + fit["crlb_y"] ** 2)
-            good = fit["converged"] & np.isfinite(fit["crlb_sigma"])
+            xy = origin + np.stack([fit["x"], fit["y"]], axis=1)
+            # the Levenberg–Marquardt fit only ever accepts steps that raise the likelihood:
+            # a fit that has not met the step tolerance (wide, flat spots: the longest blur)
+            # is still usable, and dropping it would bias D low
+            converged = np.isfinite(fit["crlb_sigma"]) & (fit["crlb_sigma"] > 0)
+            offset = np.hypot(*(xy - loc_px[idx]).T)
+            good = (converged & (offset <= np.maximum(self.max_offset_px, 2 * fit["sigma"]))
+                    & (fit["sigma"] < 0.45 * K))
+            if inside is not None:
+                good &= np.asarray(inside, bool)[idx]
+            pos_var[idx] = np.where(converged, 0.5 * (fit["crlb_x"] ** 2 + fit["crlb_y"] ** 2),
+                                    np.nan)
             z[idx] = np.where(good, fit["sigma"] ** 2 - sig**2, np.nan)
             z_var[idx] = (2.0 * fit["sigma"] * fit["crlb_sigma"]) ** 2
-        valid = np.asarray(mask, bool) & np.isfinite(pos_var) & np.all(np.isfinite(pos), -1)
-        return {"pos": np.nan_to_num(pos), "pos_var": np.nan_to_num(pos_var, nan=1.0),
-                "z": z, "z_var": np.nan_to_num(z_var, nan=1.0), "valid": valid}
+        fallback = np.nanmedian(np.where(mask, pos_var, np.nan), axis=1, keepdims=True) \
+            if np.isfinite(pos_var).any() else np.full((B, 1), np.nan)
+        pos_var = np.where(np.isfinite(pos_var), pos_var, fallback)
+        pos_var = np.where(np.isfinite(pos_var), pos_var, 0.1)   # no converged fit at all
+        return {"pos_var": pos_var, "z": z, "z_var": np.nan_to_num(z_var, nan=1.0)}
 
     def loglik(self, sample: dict) -> np.ndarray:
         """``(B, G)`` log-likelihood of every tubelet of ``sample`` on :attr:`grid`."""
@@ -242,27 +277,29 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
         n_exp = np.where(f > 0, np.clip(np.rint(f * S), 1, S), 1).astype(int)
         R = np.array([substep_blur_coefficient(n, S) if fv > 0 else 0.0
                       for n, fv in zip(n_exp, f)])
-        fits = self.fit_frames(patches, mask, loc, sigma)
+        inside = sample.get("inside")
+        fits = self.fit_frames(patches, mask, loc, sigma,
+                               None if inside is None else np.asarray(inside)[:, :self.frames])
         d_px = np.exp(self.grid)
-        ll = track_loglik(fits["pos"], fits["pos_var"], fits["valid"], d_px, R)
+        ll = track_loglik(loc, fits["pos_var"], mask, d_px, R)
         if self.use_widths:
-            z = np.where(fits["valid"], fits["z"], np.nan)
-            ll = ll + width_loglik(z, fits["z_var"], d_px, n_exp, S, self.outlier_fraction,
-                                   outlier_scale=sigma**2)
+            ll = ll + width_loglik(fits["z"], fits["z_var"], d_px, n_exp, S,
+                                   self.outlier_fraction, outlier_scale=sigma**2)
         return ll
 
     def predict_tubelets(self, sample: dict) -> dict[str, np.ndarray]:
         """``log_d`` (posterior mean of ln D_px) and ``log_var`` (its posterior variance),
         ``(B,)`` each, and ``frame_log_d`` ``(B, T)`` (the tubelet's value in each frame),
         ``batch_size`` tubelets at a time; the keys read are ``patches`` (photons), ``mask``,
-        ``loc_px``, ``psf_sigma_px`` and ``exposure_fraction``."""
+        ``loc_px``, ``psf_sigma_px``, ``exposure_fraction`` and, when present, ``inside``
+        (``(B, T)``: the patch lies inside the movie)."""
         n = len(sample["mask"])
         mean, var = np.zeros(n), np.zeros(n)
         for s in range(0, n, self.batch_size):
             sl = slice(s, s + self.batch_size)
             chunk = {k: (np.asarray(sample[k])[sl] if np.ndim(sample[k]) else sample[k])
                      for k in ("patches", "mask", "loc_px", "psf_sigma_px",
-                               "exposure_fraction")}
+                               "exposure_fraction", "inside") if k in sample}
             ll = self.loglik(chunk)
             post = np.exp(ll - ll.max(axis=1, keepdims=True))
             post /= post.sum(axis=1, keepdims=True)

@@ -97,7 +97,8 @@ class TubeletDiffusionEstimator:
 
         Returns numpy arrays ``patches`` ``(W, T, K, K)`` photons, ``mask``, ``features``,
         ``loc_px`` and per window ``track`` (id) and ``frame0``; plus ``row`` ``(W, T)``:
-        the index in ``tracks`` of each masked-in frame (−1 elsewhere).
+        the index in ``tracks`` of each masked-in frame (−1 elsewhere), and ``inside``
+        ``(W, T)``: the patch lies wholly inside the movie (no repeated edge pixels).
         """
         T, K, h = self.frames, self.size, self.size // 2
         Hm, Wm = frames.shape[1:]
@@ -140,9 +141,11 @@ class TubeletDiffusionEstimator:
             xs = np.clip(origin[sl][..., 0, None] + off, 0, Wm - 1)
             b = np.asarray(frames[fr[sl][..., None, None], ys[..., :, None], xs[..., None, :]])
             patches[sl] = adu_to_photons(b, camera) * m[..., None, None]
+        inside = mask & (origin[..., 0] - h >= 0) & (origin[..., 0] + h < Wm) \
+            & (origin[..., 1] - h >= 0) & (origin[..., 1] + h < Hm)
         corner = np.floor(loc[:, :1]) - h if nW else loc[:, :1]
         return {"patches": patches, "mask": mask, "features": features,
-                "loc_px": (loc - corner).astype(np.float32), "row": row,
+                "loc_px": (loc - corner).astype(np.float32), "row": row, "inside": inside,
                 "track": np.asarray(win_track), "frame0": np.asarray(win_f0, np.int64)}
 
     def estimate(self, movie, tracks: pd.DataFrame, psf_sigma_nm: float,

@@ -45,7 +45,9 @@ from smlmnet.data.contracts import Movie
 from smlmnet.evaluation.pixel_diffusion import (
     TRACK_METHODS,
     _log_error,
+    classical_notes,
     crlb_columns,
+    load_pixel_estimators,
     score_tracks,
     summarize,
 )
@@ -208,24 +210,16 @@ def select_movies(cfg, out_dir: Path, name: str, title: str) -> tuple[pd.DataFra
 
 
 def load_estimators(cfg, name: str, need_alpha: bool = False) -> tuple[dict, object]:
-    """The pixel networks of ``cfg.models`` (label → estimator; a missing one is left out with
-    a warning, one without an α head raises when ``need_alpha``) and ``cfg.trajectory_model``
-    (None when absent)."""
-    import torch
-
+    """The pixel estimators of ``cfg`` (:func:`~.pixel_diffusion.load_pixel_estimators`; with
+    ``need_alpha`` a network without an α head raises) and ``cfg.trajectory_model`` (None
+    when absent)."""
     from smlmnet.models.registry import load
 
-    if cfg.get("torch_threads"):
-        torch.set_num_threads(int(cfg.torch_threads))
-    nets = {}
-    for label, model in dict(cfg.models).items():
-        try:
-            nets[label] = load(model, batch_size=int(cfg.batch_size))
-        except (FileNotFoundError, KeyError, ValueError) as err:
-            logger.warning("%s: model %s (%s) not available: %s", name, label, model, err)
-            continue
-        if need_alpha and not nets[label].net.config().get("alpha_head"):
-            raise ValueError(f"{name}: model {model!r} has no α head")
+    nets = load_pixel_estimators(cfg, name)
+    if need_alpha:
+        for label, est in nets.items():
+            if not getattr(est, "net", None) or not est.net.config().get("alpha_head"):
+                raise ValueError(f"{name}: pixel estimator {label!r} has no α head")
     traj = None
     if cfg.get("trajectory_model"):
         try:
@@ -330,9 +324,10 @@ def run(cfg, out_dir) -> pd.DataFrame:
                            "unit": "tracks (tubelets from the movie)" if m in nets else "tracks"}
                           for m, (t, n) in timing.items()])
     notes = pipeline_notes(cfg, movies) + [
-        "Pixel networks (MiViT, single-frame, Pix2D): tubelets cut from the movie around "
-        "the tracks' localizations by PixelDiffusionEstimator.estimate (`analyze "
-        "--pixel-diffusion`), with the calibrated camera, PSF σ and the exposure fraction. "
+        "Pixel methods (MiViT, single-frame, Pix2D, and the classical ones below): tubelets "
+        "cut from the movie around the tracks' localizations by "
+        "TubeletDiffusionEstimator.estimate (`analyze --pixel-diffusion`), with the "
+        "calibrated camera, PSF σ and the exposure fraction. "
         "Track-based rows as in `pixel_diffusion` (same functions) with R = t_E/(6Δt) as "
         "`analyze` uses; mle_sigma_known gets the localizer's mean reported uncertainty "
         f"(not the truth). MLE rows on the first {n_mle} molecules of each cell and seed.",
@@ -341,8 +336,9 @@ def run(cfg, out_dir) -> pd.DataFrame:
         "RMSE of ln D per seed against the rendered D; mean over seeds ± half-width of a 95 % "
         f"t-interval. Estimates clipped to {list(clip)} µm²/s before the log. ratio = best "
         "pixel network / best track-based method; mivit / best track = MiViT's own ratio.",
-        f"Speed: torch threads {torch.get_num_threads()}; pixel networks: tracks/s of "
+        f"Speed: torch threads {torch.get_num_threads()}; pixel methods: tracks/s of "
         "estimate() including cutting and normalizing the tubelets.",
+        *classical_notes(nets),
     ]
     write_report(out_dir, NAME, "Diffusion from pixels vs tracks on external (AnDi) movies",
                  table, notes, extra_tables={"Movies and calibration": per_movie,
