@@ -333,7 +333,8 @@ def cmd_analyze(args) -> int:
 def _pixel_diffusion(args, movie, analysis, psf_sigma_nm: float):
     """``analyze --pixel-diffusion [MODEL]``: add per-track (``diffusion.csv``) and
     per-localization (``tracks.csv``) D read from the pixels by a model of kind
-    ``pixel_diffusion``; returns the diffusivity map (or None when not asked)."""
+    ``pixel_diffusion`` or a classical pixel estimator (``blur_likelihood``); returns the
+    diffusivity map (or None when not asked)."""
     if not args.pixel_diffusion:
         return None
     from smlmnet.data import contracts as C
@@ -344,9 +345,11 @@ def _pixel_diffusion(args, movie, analysis, psf_sigma_nm: float):
         PIXEL_D_LOG_STD,
         diffusivity_map,
     )
-    from smlmnet.models.registry import load
+    from smlmnet.diffusion.tubelets import load_pixel_estimator
 
-    est = load(args.pixel_diffusion)
+    est = load_pixel_estimator(args.pixel_diffusion)
+    if hasattr(est, "assumptions"):
+        analysis.summary["pixel diffusion assumptions"] = est.assumptions()
     if analysis.tracks.empty:
         return diffusivity_map(analysis.tracks, movie.pixel_size_nm,
                                movie.frames.shape[1:], args.map_bin_px)
@@ -608,8 +611,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pixel-diffusion", nargs="?", const="mivit_pixel_diffusion", default=None,
                    metavar="MODEL",
                    help="also read D from the pixels around each localization with a model of "
-                   "kind pixel_diffusion (default mivit_pixel_diffusion): per-track and "
-                   "per-localization 'pixel D [um^2/s]' columns and diffusivity_map.png")
+                   "kind pixel_diffusion (default mivit_pixel_diffusion) or 'blur_likelihood' "
+                   "(classical: the track's displacements plus the motion-blur widths of "
+                   "per-frame Gaussian fits, no weights): per-track and per-localization "
+                   "'pixel D [um^2/s]' columns and diffusivity_map.png")
     p.add_argument("--map-bin-px", type=int, default=8,
                    help="bin of the diffusivity map, camera pixels")
     p.add_argument("-q", "--quiet", action="store_true")

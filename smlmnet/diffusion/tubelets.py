@@ -30,6 +30,11 @@ PIXEL_D_LOG_STD = "pixel D log-std"
 PIXEL_ALPHA = "pixel alpha"
 PIXEL_ALPHA_STD = "pixel alpha std"
 
+#: pixel-diffusion estimators that need no weights, by the name the CLI and configs use
+CLASSICAL_PIXEL_ESTIMATORS = {
+    "blur_likelihood": "smlmnet.diffusion.blur_likelihood:BlurLikelihoodEstimator",
+}
+
 
 def log_d_px_to_um2_s(log_d_px, frame_time_s, pixel_size_nm):
     """``ln D_px`` (px²/frame) → D in µm²/s (numpy or torch, broadcasting)."""
@@ -69,6 +74,20 @@ def combine_log_estimates(mu: np.ndarray, log_var: np.ndarray, groups: np.ndarra
     w = np.exp(-np.clip(log_var, -8, 8))
     tot = np.bincount(inv, w, len(labels))
     return labels, np.bincount(inv, w * mu, len(labels)) / tot, -np.log(tot)
+
+
+def load_pixel_estimator(name: str, **kwargs) -> TubeletDiffusionEstimator:
+    """A pixel-diffusion estimator by name: one of :data:`CLASSICAL_PIXEL_ESTIMATORS`
+    (built with ``kwargs``), else a model of kind ``pixel_diffusion`` from the registry (a
+    shipped name or a model folder)."""
+    import importlib
+
+    if str(name) in CLASSICAL_PIXEL_ESTIMATORS:
+        module, cls = CLASSICAL_PIXEL_ESTIMATORS[str(name)].split(":")
+        return getattr(importlib.import_module(module), cls)(**kwargs)
+    from smlmnet.models.registry import load
+
+    return load(name, **kwargs)
 
 
 class TubeletDiffusionEstimator:
