@@ -44,7 +44,7 @@ import numpy as np
 from scipy.special import erfcx
 
 from smlmnet.diffusion.tubelets import TubeletDiffusionEstimator
-from smlmnet.localize.fit import fit_gaussian_mle
+from smlmnet.localize.fit import fit_gaussian_mle, mortensen_sigma_px
 from smlmnet.simulate.movie import substep_blur_coefficient
 
 #: eigenvalues kept exactly in the hypoexponential; the rest are folded into a shift and the
@@ -191,6 +191,11 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
             ablation that shows what the blur adds).
         max_offset_px: a frame whose fitted centre lies farther than this (or than 2σ̂)
             from the tubelet's localization (a neighbour, a failed fit) gives no width (px).
+        max_width_noise: a frame whose spot is too dim for its width to be read, with a
+            predicted relative precision of σ̂² (√2·σ_loc/σ_PSF, Mortensen's σ_loc from the
+            fitted photons and background) above this, gives no width: there the fit is far
+            from its Cramér–Rao bound and its σ̂ has heavy tails (set on a dim EMCCD probe,
+            400 photons over 50/px: 0.35, widths hurt; the default microscope: 0.08).
         frames: tubelet frames (windows of a track in :meth:`estimate`). size: patch side
             (px, odd) of the tubelets cut from a movie.
         batch_size: tubelets per chunk (bounds memory: chunk × grid × T² floats).
@@ -199,13 +204,14 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
     def __init__(self, substeps: int = 8, log_d_px_range: tuple[float, float] = (-9.0, 5.0),
                  grid_points: int = 141, outlier_fraction: float = 0.02,
                  use_widths: bool = True, max_offset_px: float = 1.5,
-                 frames: int = 16,
+                 max_width_noise: float = 0.2, frames: int = 16,
                  size: int = 15, batch_size: int = 64):
         self.substeps = int(substeps)
         self.grid = np.linspace(*map(float, log_d_px_range), int(grid_points))
         self.outlier_fraction = float(outlier_fraction)
         self.use_widths = bool(use_widths)
         self.max_offset_px = float(max_offset_px)
+        self.max_width_noise = float(max_width_noise)
         self.frames = int(frames)
         self.size = int(size)
         self.batch_size = int(batch_size)
@@ -219,20 +225,25 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
                 + ("" if self.use_widths else "; widths not used (track part only)"))
 
     def fit_frames(self, patches: np.ndarray, mask: np.ndarray, loc_px: np.ndarray,
-                   psf_sigma_px: np.ndarray, inside: np.ndarray | None = None) -> dict:
-        """Fit every masked-in frame (isotropic Gaussian, σ free).
+                   psf_sigma_px: np.ndarray, inside: np.ndarray | None = None,
+                   fit_scale: np.ndarray | float = 1.0, read_var: float = 0.0) -> dict:
+        """Fit every masked-in frame (isotropic Gaussian, σ free) to ``patches``·``fit_scale``
+        (photons → Poisson-like units: QE/excess, ½ for an EMCCD's excess noise) with the
+        read-noise variance ``read_var`` of those units, as the MLE localizer does.
 
         Returns ``pos_var`` ``(B, T)``: the localization variance per axis (px²), the fit's
         Cramér–Rao bound (the tubelet's median where a fit failed); ``z`` and ``z_var``
         ``(B, T)``: σ̂² − σ_PSF² and its variance, NaN where the width is not usable: the fit
         failed, its centre lies farther than max(``max_offset_px``, 2σ̂) from the
-        localization (a neighbour, a failed fit), σ̂ fills the patch, or the patch crosses
-        the movie's border (``inside`` False).
+        localization (a neighbour, a failed fit), σ̂ fills the patch, the patch crosses
+        the movie's border (``inside`` False) or the spot is too dim
+        (``max_width_noise``).
         """
         B, T, K, _ = patches.shape
         mask = np.asarray(mask, bool)
         idx = np.nonzero(mask)
         sig = np.broadcast_to(np.asarray(psf_sigma_px, float).reshape(-1, 1), (B, T))[idx]
+        scale = np.broadcast_to(np.asarray(fit_scale, float).reshape(-1, 1), (B, T))[idx]
         pos_var = np.full((B, T), np.nan)
         z = np.full((B, T), np.nan)
         z_var = np.ones((B, T))
@@ -241,7 +252,8 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
             # one fit per distinct PSF σ (the start value; σ is free)
             for s in np.unique(sig):
                 sel = sig == s
-                part = fit_gaussian_mle(patches[idx][sel], float(s), fit_sigma=True)
+                part = fit_gaussian_mle(patches[idx][sel] * scale[sel, None, None], float(s),
+                                        fit_sigma=True, read_var=float(read_var))
                 for k, v in part.items():
                     fit.setdefault(k, np.zeros(len(sig), np.asarray(v).dtype))[sel] = v
             origin = np.floor(loc_px[idx]) - K // 2        # patch corner, tubelet coords
@@ -255,6 +267,10 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
                     & (fit["sigma"] < 0.45 * K))
             if inside is not None:
                 good &= np.asarray(inside, bool)[idx]
+            # too dim for a width: the spot's predicted relative precision of σ̂², √2·σ_loc/σ
+            # from its photons and background (not from σ̂, which grows with the blur)
+            rel = np.sqrt(2.0) * mortensen_sigma_px(fit["photons"], fit["bg"], sig) / sig
+            good &= rel <= self.max_width_noise
             pos_var[idx] = np.where(converged, 0.5 * (fit["crlb_x"] ** 2 + fit["crlb_y"] ** 2),
                                     np.nan)
             z[idx] = np.where(good, fit["sigma"] ** 2 - sig**2, np.nan)
@@ -278,8 +294,14 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
         R = np.array([substep_blur_coefficient(n, S) if fv > 0 else 0.0
                       for n, fv in zip(n_exp, f)])
         inside = sample.get("inside")
+        if "fit_scale" in sample:
+            scale = sample["fit_scale"]
+        else:   # simulated tubelets: photons, with the EMCCD's excess noise when named
+            scale = np.where(np.asarray(sample.get("camera", ["scmos"] * B)) == "emccd",
+                             0.5, 1.0)
         fits = self.fit_frames(patches, mask, loc, sigma,
-                               None if inside is None else np.asarray(inside)[:, :self.frames])
+                               None if inside is None else np.asarray(inside)[:, :self.frames],
+                               scale, float(sample.get("read_var", 0.0)))
         d_px = np.exp(self.grid)
         ll = track_loglik(loc, fits["pos_var"], mask, d_px, R)
         if self.use_widths:
@@ -292,14 +314,16 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
         ``(B,)`` each, and ``frame_log_d`` ``(B, T)`` (the tubelet's value in each frame),
         ``batch_size`` tubelets at a time; the keys read are ``patches`` (photons), ``mask``,
         ``loc_px``, ``psf_sigma_px``, ``exposure_fraction`` and, when present, ``inside``
-        (``(B, T)``: the patch lies inside the movie)."""
+        (``(B, T)``: the patch lies inside the movie), ``fit_scale`` and ``read_var`` (the
+        camera, :meth:`fit_frames`) or ``camera`` (model names of simulated tubelets)."""
         n = len(sample["mask"])
         mean, var = np.zeros(n), np.zeros(n)
         for s in range(0, n, self.batch_size):
             sl = slice(s, s + self.batch_size)
             chunk = {k: (np.asarray(sample[k])[sl] if np.ndim(sample[k]) else sample[k])
                      for k in ("patches", "mask", "loc_px", "psf_sigma_px",
-                               "exposure_fraction", "inside") if k in sample}
+                               "exposure_fraction", "inside", "fit_scale", "read_var",
+                               "camera") if k in sample}
             ll = self.loglik(chunk)
             post = np.exp(ll - ll.max(axis=1, keepdims=True))
             post /= post.sum(axis=1, keepdims=True)

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from smlmnet.data import contracts as C
-from smlmnet.data.camera import adu_to_photons
+from smlmnet.data.camera import adu_to_photons, fit_units
 from smlmnet.simulate.movie import substep_blur_coefficient
 
 PIXEL_D = "pixel D [um^2/s]"
@@ -116,8 +116,11 @@ class TubeletDiffusionEstimator:
 
         Returns numpy arrays ``patches`` ``(W, T, K, K)`` photons, ``mask``, ``features``,
         ``loc_px`` and per window ``track`` (id) and ``frame0``; plus ``row`` ``(W, T)``:
-        the index in ``tracks`` of each masked-in frame (−1 elsewhere), and ``inside``
-        ``(W, T)``: the patch lies wholly inside the movie (no repeated edge pixels).
+        the index in ``tracks`` of each masked-in frame (−1 elsewhere), ``inside``
+        ``(W, T)``: the patch lies wholly inside the movie (no repeated edge pixels), and the
+        camera's noise for likelihood fits (:func:`smlmnet.data.camera.fit_units`):
+        ``fit_scale`` (QE/excess: photons → Poisson-like fit units) and ``read_var``
+        (read-noise variance per pixel in those units).
         """
         T, K, h = self.frames, self.size, self.size // 2
         Hm, Wm = frames.shape[1:]
@@ -160,11 +163,13 @@ class TubeletDiffusionEstimator:
             xs = np.clip(origin[sl][..., 0, None] + off, 0, Wm - 1)
             b = np.asarray(frames[fr[sl][..., None, None], ys[..., :, None], xs[..., None, :]])
             patches[sl] = adu_to_photons(b, camera) * m[..., None, None]
+        units = fit_units(camera)
         inside = mask & (origin[..., 0] - h >= 0) & (origin[..., 0] + h < Wm) \
             & (origin[..., 1] - h >= 0) & (origin[..., 1] + h < Hm)
         corner = np.floor(loc[:, :1]) - h if nW else loc[:, :1]
         return {"patches": patches, "mask": mask, "features": features,
                 "loc_px": (loc - corner).astype(np.float32), "row": row, "inside": inside,
+                "fit_scale": units["qe"] / units["excess"], "read_var": units["read_var"],
                 "track": np.asarray(win_track), "frame0": np.asarray(win_f0, np.int64)}
 
     def estimate(self, movie, tracks: pd.DataFrame, psf_sigma_nm: float,

@@ -20,6 +20,14 @@ SQRT2PI = np.sqrt(2.0 * np.pi)
 PARAMS = ("x", "y", "photons", "bg", "sigma")
 
 
+def mortensen_sigma_px(photons, bg_per_px, psf_sigma_px, excess: float | np.ndarray = 1.0):
+    """Mortensen et al. (2010) bound of a Gaussian-PSF localization, px:
+    σ² = (s_a²/N)(16/9 + 8π s_a² b/N), s_a² = s² + 1/12; ``excess`` 2 for EMCCD."""
+    sa2 = np.asarray(psf_sigma_px, float) ** 2 + 1.0 / 12.0
+    n = np.maximum(np.asarray(photons, float), 1.0)
+    return np.sqrt(excess * sa2 / n * (16.0 / 9.0 + 8 * np.pi * sa2 * bg_per_px / n))
+
+
 def _border_median(rois: np.ndarray) -> np.ndarray:
     border = np.concatenate([rois[:, 0], rois[:, -1], rois[:, 1:-1, 0], rois[:, 1:-1, -1]], 1)
     return np.median(border, axis=1)

@@ -45,6 +45,7 @@ from smlmnet.diffusion.tubelets import (  # noqa: F401  (re-exported)
     log_d_px_to_um2_s,
     tubelet_features,
 )
+from smlmnet.localize.fit import mortensen_sigma_px as localization_sigma_px
 from smlmnet.models.datasets import _rank_and_world, item_seed, shard_indices
 from smlmnet.simulate.camera import camera_adu
 from smlmnet.simulate.fbm import fgn_2d
@@ -58,14 +59,6 @@ N_FEATURES = 4
 #: number of per-tubelet conditioning scalars: exposure/frame fraction, PSF σ (px),
 #: log10 signal photons per frame, log10 background photons per px
 N_COND = 4
-
-
-def localization_sigma_px(photons, bg_per_px, psf_sigma_px, excess: float | np.ndarray = 1.0):
-    """Mortensen et al. (2010) bound of a Gaussian-PSF localization, px:
-    σ² = (s_a²/N)(16/9 + 8π s_a² b/N), s_a² = s² + 1/12; ``excess`` 2 for EMCCD."""
-    sa2 = np.asarray(psf_sigma_px, float) ** 2 + 1.0 / 12.0
-    n = np.maximum(np.asarray(photons, float), 1.0)
-    return np.sqrt(excess * sa2 / n * (16.0 / 9.0 + 8 * np.pi * sa2 * bg_per_px / n))
 
 
 def normalize_tubelets(patches, mask, eps: float = 1.0):
