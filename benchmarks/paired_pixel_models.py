@@ -6,6 +6,12 @@ pixel_diffusion_per_seed.csv ctrl_s0 bm_s0
 Per evaluation seed, the mean over a group of grid cells of (B − A) in RMSE of ln D; printed as
 the mean over seeds ± the half-width of a 95 % t-interval, for all cells, the blurred ones, D 1
 and D 5 µm²/s with blur, and the stroboscopic ones (groups absent from the table are skipped).
+
+With ``--ratio``, per grid cell instead: the ratio B / A of the two RMSEs per seed, mean ± 95 %
+t half-width over seeds (e.g. a pixel method against ``mle_sigma_known``, the goal ≤ 0.8):
+
+    python benchmarks/paired_pixel_models.py benchmarks/results/pixel_diffusion/\
+pixel_diffusion_per_seed.csv mle_sigma_known blur_likelihood --ratio
 """
 
 from __future__ import annotations
@@ -29,8 +35,17 @@ def main() -> None:
     ap.add_argument("per_seed_csv")
     ap.add_argument("a", help="reference column")
     ap.add_argument("b", help="compared column")
+    ap.add_argument("--ratio", action="store_true", help="per cell: B / A per seed")
     args = ap.parse_args()
     d = pd.read_csv(args.per_seed_csv)
+    if args.ratio:
+        keys = ["D [um^2/s]", "exposure/frame", "length"]
+        for cell, g in d.groupby(keys, sort=True):
+            mean, lo, hi, n = t_interval((g[args.b] / g[args.a]).to_numpy())
+            mark = "≤ 0.8" if hi <= 0.8 else ("≤ 0.8 on average" if mean <= 0.8 else "")
+            print(f"D {cell[0]:g}, f {cell[1]:g}, L {cell[2]:d}: {args.b} / {args.a} = "
+                  f"{mean:.3f} ± {(hi - lo) / 2:.3f} over {n} seeds {mark}")
+        return
     for name, g in groups(d).items():
         if g.empty:
             continue
