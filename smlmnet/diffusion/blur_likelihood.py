@@ -196,6 +196,9 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
             fitted photons and background) above this, gives no width: there the fit is far
             from its Cramér–Rao bound and its σ̂ has heavy tails (set on a dim EMCCD probe,
             400 photons over 50/px: 0.35, widths hurt; the default microscope: 0.08).
+        positions: the track part's positions: ``given`` (the localizations the tubelet was
+            cut around, with the fits' Cramér–Rao bound as their error) or ``fitted`` (the
+            per-frame fits' own centres: immune to a localizer worse than its bound).
         frames: tubelet frames (windows of a track in :meth:`estimate`). size: patch side
             (px, odd) of the tubelets cut from a movie.
         batch_size: tubelets per chunk (bounds memory: chunk × grid × T² floats).
@@ -204,7 +207,7 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
     def __init__(self, substeps: int = 8, log_d_px_range: tuple[float, float] = (-9.0, 5.0),
                  grid_points: int = 141, outlier_fraction: float = 0.02,
                  use_widths: bool = True, max_offset_px: float = 1.5,
-                 max_width_noise: float = 0.2, frames: int = 16,
+                 max_width_noise: float = 0.2, positions: str = "given", frames: int = 16,
                  size: int = 15, batch_size: int = 64):
         self.substeps = int(substeps)
         self.grid = np.linspace(*map(float, log_d_px_range), int(grid_points))
@@ -212,6 +215,9 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
         self.use_widths = bool(use_widths)
         self.max_offset_px = float(max_offset_px)
         self.max_width_noise = float(max_width_noise)
+        if positions not in ("given", "fitted"):
+            raise ValueError(f"positions must be 'given' or 'fitted'; got {positions!r}")
+        self.positions = positions
         self.frames = int(frames)
         self.size = int(size)
         self.batch_size = int(batch_size)
@@ -222,7 +228,8 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
                 "isotropic Gaussian fit per frame (σ free), σ̂² − σ_PSF² = path gyration + "
                 "fit error (its CRLB), flat prior on ln D_px over "
                 f"[{self.grid[0]:g}, {self.grid[-1]:g}], posterior mean"
-                + ("" if self.use_widths else "; widths not used (track part only)"))
+                + ("" if self.use_widths else "; widths not used (track part only)")
+            + ("; track of the fitted centres" if self.positions == "fitted" else ""))
 
     def fit_frames(self, patches: np.ndarray, mask: np.ndarray, loc_px: np.ndarray,
                    psf_sigma_px: np.ndarray, inside: np.ndarray | None = None,
@@ -231,8 +238,11 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
         (photons → Poisson-like units: QE/excess, ½ for an EMCCD's excess noise) with the
         read-noise variance ``read_var`` of those units, as the MLE localizer does.
 
-        Returns ``pos_var`` ``(B, T)``: the localization variance per axis (px²), the fit's
-        Cramér–Rao bound (the tubelet's median where a fit failed); ``z`` and ``z_var``
+        Returns ``pos`` ``(B, T, 2)``: the fitted centres in the tubelet's coordinates (those
+        of ``loc_px``) and ``pos_ok`` ``(B, T)``: the fit converged within
+        max(``max_offset_px``, 2σ̂) of the localization; ``pos_var`` ``(B, T)``: the
+        localization variance per axis (px²), the fit's Cramér–Rao bound (the tubelet's
+        median where a fit failed); ``z`` and ``z_var``
         ``(B, T)``: σ̂² − σ_PSF² and its variance, NaN where the width is not usable: the fit
         failed, its centre lies farther than max(``max_offset_px``, 2σ̂) from the
         localization (a neighbour, a failed fit), σ̂ fills the patch, the patch crosses
@@ -245,6 +255,8 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
         sig = np.broadcast_to(np.asarray(psf_sigma_px, float).reshape(-1, 1), (B, T))[idx]
         scale = np.broadcast_to(np.asarray(fit_scale, float).reshape(-1, 1), (B, T))[idx]
         pos_var = np.full((B, T), np.nan)
+        pos = np.zeros((B, T, 2))
+        pos_ok = np.zeros((B, T), bool)
         z = np.full((B, T), np.nan)
         z_var = np.ones((B, T))
         if len(idx[0]):
@@ -263,8 +275,9 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
             # is still usable, and dropping it would bias D low
             converged = np.isfinite(fit["crlb_sigma"]) & (fit["crlb_sigma"] > 0)
             offset = np.hypot(*(xy - loc_px[idx]).T)
-            good = (converged & (offset <= np.maximum(self.max_offset_px, 2 * fit["sigma"]))
-                    & (fit["sigma"] < 0.45 * K))
+            near = converged & (offset <= np.maximum(self.max_offset_px, 2 * fit["sigma"]))
+            pos[idx], pos_ok[idx] = xy, near
+            good = near & (fit["sigma"] < 0.45 * K)
             if inside is not None:
                 good &= np.asarray(inside, bool)[idx]
             # too dim for a width: the spot's predicted relative precision of σ̂², √2·σ_loc/σ
@@ -279,7 +292,8 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
             if np.isfinite(pos_var).any() else np.full((B, 1), np.nan)
         pos_var = np.where(np.isfinite(pos_var), pos_var, fallback)
         pos_var = np.where(np.isfinite(pos_var), pos_var, 0.1)   # no converged fit at all
-        return {"pos_var": pos_var, "z": z, "z_var": np.nan_to_num(z_var, nan=1.0)}
+        return {"pos": pos, "pos_ok": pos_ok, "pos_var": pos_var, "z": z,
+                "z_var": np.nan_to_num(z_var, nan=1.0)}
 
     def loglik(self, sample: dict) -> np.ndarray:
         """``(B, G)`` log-likelihood of every tubelet of ``sample`` on :attr:`grid`."""
@@ -303,7 +317,10 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
                                None if inside is None else np.asarray(inside)[:, :self.frames],
                                scale, float(sample.get("read_var", 0.0)))
         d_px = np.exp(self.grid)
-        ll = track_loglik(loc, fits["pos_var"], mask, d_px, R)
+        if self.positions == "fitted":
+            ll = track_loglik(fits["pos"], fits["pos_var"], mask & fits["pos_ok"], d_px, R)
+        else:
+            ll = track_loglik(loc, fits["pos_var"], mask, d_px, R)
         if self.use_widths:
             ll = ll + width_loglik(fits["z"], fits["z_var"], d_px, n_exp, S,
                                    self.outlier_fraction, outlier_scale=sigma**2)
