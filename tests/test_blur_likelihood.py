@@ -81,7 +81,8 @@ def test_the_blur_widths_add_information_only_when_the_camera_integrates_motion(
     rng = np.random.default_rng(7)
     blurred = sim.sample(rng, 120, D_um2_s=1.0, exposure_fraction=1.0, length=16, **MICROSCOPE)
     strobe = sim.sample(rng, 60, D_um2_s=1.0, exposure_fraction=0.0, length=16, **MICROSCOPE)
-    full, track = BlurLikelihoodEstimator(), BlurLikelihoodEstimator(use_widths=False)
+    full = BlurLikelihoodEstimator(substeps=8)          # the simulator's own sub-steps
+    track = BlurLikelihoodEstimator(substeps=8, use_widths=False)
     rmse_full, bias_full, sd_full = _rmse_bias(full, blurred, 1.0)
     rmse_track, _, _ = _rmse_bias(track, blurred, 1.0)
     # Theory: 15 displacements give ≈ 15 units of Fisher information on ln D; a frame's
@@ -109,7 +110,7 @@ def test_estimate_on_a_simulated_movie_reads_D_per_track_and_localization():
         "psf": {"sigma_nm": 130.0}, "background": {"photons_per_px": 10.0}})
     res = simulate(cfg)
     tracks = res.emitters[[C.TRACK_ID, C.FRAME, C.X_NM, C.Y_NM]]
-    per_track, per_loc = BlurLikelihoodEstimator().estimate(res.movie, tracks, 130.0)
+    per_track, per_loc = BlurLikelihoodEstimator(substeps=8).estimate(res.movie, tracks, 130.0)
     assert len(per_track) == tracks[C.TRACK_ID].nunique()
     assert per_loc[PIXEL_D].notna().all() and (per_track["pixel D log-std"] > 0).all()
     # ≈ 15 displacements + 16 widths per track: ln D s.d. ≈ 0.2 per track, so the median of
@@ -145,8 +146,9 @@ def test_fitted_positions_are_immune_to_a_localizer_worse_than_its_bound():
     micro = {**MICROSCOPE, "localizer_excess": 3.0}   # localizations 3× the Mortensen error
     s = sim.sample(np.random.default_rng(4), 80, D_um2_s=0.01, exposure_fraction=0.0,
                    length=16, **micro)
-    _, bias_given, _ = _rmse_bias(BlurLikelihoodEstimator(), s, 0.01)
-    _, bias_fit, sd_fit = _rmse_bias(BlurLikelihoodEstimator(positions="fitted"), s, 0.01)
+    _, bias_given, _ = _rmse_bias(BlurLikelihoodEstimator(substeps=8), s, 0.01)
+    _, bias_fit, sd_fit = _rmse_bias(BlurLikelihoodEstimator(substeps=8, positions="fitted"),
+                                     s, 0.01)
     # given localizations with 9× the variance their CRLB claims: at D 0.01 µm²/s the
     # displacement variance is 2DΔt = 0.04 px² + 2σ² = 0.083 px² true, 0.009 px² claimed,
     # so D is read ≈ (0.123 − 0.009)/0.04 ≈ 2.8× too high (ln 1.0)
@@ -162,12 +164,23 @@ def test_a_miscalibrated_psf_does_not_read_as_blur():
     s = sim.sample(np.random.default_rng(9), 80, D_um2_s=0.01, exposure_fraction=1.0,
                    length=16, **bright)
     s["psf_sigma_px"] = s["psf_sigma_px"] * 0.98   # σ² calibrated 4 % low: z offset 0.07 px²
-    track = _rmse_bias(BlurLikelihoodEstimator(use_widths=False), s, 0.01)[1]
-    naive = _rmse_bias(BlurLikelihoodEstimator(psf_var_uncertainty=0.0), s, 0.01)[1]
-    robust = _rmse_bias(BlurLikelihoodEstimator(), s, 0.01)[1]
+    track = _rmse_bias(BlurLikelihoodEstimator(substeps=8, use_widths=False), s, 0.01)[1]
+    naive = _rmse_bias(BlurLikelihoodEstimator(substeps=8, psf_var_uncertainty=0.0), s,
+                       0.01)[1]
+    robust = _rmse_bias(BlurLikelihoodEstimator(substeps=8), s, 0.01)[1]
     # bright spots (σ̂² error ≈ 0.03 px²): the mean gyration at D 0.01 µm²/s is 0.0066 px²,
     # so an offset of 0.07 px² read as blur says D ≈ 10× too high; integrating the offset
     # out (s.d. 5 % of σ² = 0.085 px²) leaves the widths uninformative here, so the
     # estimate stays with the track's
     assert naive - track > 0.5
     assert abs(robust - track) < 0.15
+
+
+def test_the_default_model_is_continuous_exposure():
+    est = BlurLikelihoodEstimator()
+    # mean per-axis gyration of Brownian motion over an exposure t_E: D·t_E/3; per frame in
+    # px²: (2·D_px/S)·Σμ(f·S) → D_px·f/3 as S grows; 64 sub-steps are within 0.4 %
+    for f in (0.25, 0.5, 1.0):
+        n = int(round(f * est.substeps))
+        np.testing.assert_allclose(2.0 / est.substeps * gyration_eigenvalues(n).sum(), f / 3,
+                                   rtol=5e-3)
