@@ -119,28 +119,6 @@ def test_estimate_on_a_simulated_movie_reads_D_per_track_and_localization():
     assert abs(np.log(per_track[PIXEL_D].median())) < np.log(1.5)
 
 
-def test_analyze_can_read_pixel_diffusion_with_the_blur_likelihood(tmp_path):
-    import json
-
-    import pandas as pd
-
-    from smlmnet.cli import main
-    from smlmnet.simulate import load_config, save_dataset, simulate
-
-    res = simulate(load_config("sptpalm_membrane", ["n_frames=12", "fov.shape_px=[24,24]",
-                                                    "particles.density_per_um2=4"]))
-    save_dataset(res, tmp_path / "ds")
-    out = tmp_path / "out"
-    assert main(["analyze", str(tmp_path / "ds" / "movie.tif"), "-o", str(out), "-q",
-                 "--psf-sigma-nm", "110", "--localizer", "centroid", "--threads", "1",
-                 "--min-length", "3", "--pixel-diffusion", "blur_likelihood"]) == 0
-    diff = pd.read_csv(out / "diffusion.csv")
-    assert PIXEL_D in diff and (diff[PIXEL_D] > 0).all()
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["pixel diffusion model"] == "blur_likelihood"
-    assert "Brownian" in summary["pixel diffusion assumptions"]
-
-
 def test_fitted_positions_are_immune_to_a_localizer_worse_than_its_bound():
     sim = TubeletSimulator(frames=16, size=15, substeps=8, min_length=1)
     micro = {**MICROSCOPE, "localizer_excess": 3.0}   # localizations 3× the Mortensen error

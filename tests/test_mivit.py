@@ -268,9 +268,15 @@ def test_shipped_mivit_ranks_immobile_slow_fast_and_meets_its_error_floor():
     assert rmse < 0.6, rmse
 
 
-def test_analyze_pixel_diffusion_adds_columns_and_a_map(micro_model, tmp_path):
+@pytest.mark.parametrize("model", ["micro", "blur_likelihood"])
+def test_analyze_pixel_diffusion_adds_columns_and_a_map(model, request, tmp_path):
+    """The network (a micro model) and the classical blur likelihood behind one CLI flag."""
+    import json
+
     from smlmnet.cli import main
     from smlmnet.simulate import load_config, save_dataset, simulate
+
+    model = str(request.getfixturevalue("micro_model")) if model == "micro" else model
 
     res = simulate(load_config("sptpalm_membrane", ["n_frames=12", "fov.shape_px=[24,24]",
                                                     "particles.density_per_um2=4"]))
@@ -278,7 +284,7 @@ def test_analyze_pixel_diffusion_adds_columns_and_a_map(micro_model, tmp_path):
     out = tmp_path / "out"
     assert main(["analyze", str(tmp_path / "ds" / "movie.tif"), "-o", str(out), "-q",
                  "--psf-sigma-nm", "110", "--localizer", "centroid", "--threads", "1",
-                 "--min-length", "3", "--pixel-diffusion", str(micro_model)]) == 0
+                 "--min-length", "3", "--pixel-diffusion", model]) == 0
     tracks = pd.read_csv(out / "tracks.csv")
     diff = pd.read_csv(out / "diffusion.csv")
     assert PIXEL_D in tracks and tracks[PIXEL_D].notna().all()
@@ -286,6 +292,10 @@ def test_analyze_pixel_diffusion_adds_columns_and_a_map(micro_model, tmp_path):
     dmap = np.load(out / "diffusivity_map.npy")
     assert dmap.shape == (3, 3) and np.isfinite(dmap).any()
     assert (out / "diffusivity_map.png").stat().st_size > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["pixel diffusion model"] == model
+    if model == "blur_likelihood":
+        assert "Brownian" in summary["pixel diffusion assumptions"]
 
 
 def test_feature_dropout_hides_the_features_of_a_share_of_tubelets_in_training_only():
