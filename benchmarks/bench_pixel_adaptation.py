@@ -22,6 +22,13 @@ same number of steps and batch size:
   centres): the predicted ln D must explain each target tubelet's displacements *and* the
   widths of its blurred spots; the log-likelihood is computed on a grid of ln D without
   gradients and read at the prediction by linear interpolation (:func:`grid_nll`);
+- ``ssl distill``: the blur likelihood as a *teacher*: its posterior of ln D (mean and
+  variance, fitted centres) on each unlabeled target tubelet is the target of the network's
+  Gaussian prediction (:func:`smlmnet.diffusion.mivit.loss.posterior_distillation_loss`),
+  beside the source loss. Unlike ``ssl blur``, whose gradient is the local slope of one
+  noisy per-tubelet likelihood, the student is pulled to the whole posterior;
+  ``--teacher-psf-error`` gives the teacher a PSF σ off by a random factor per tubelet (a
+  calibration error), as a user's calibrated PSF would be;
 - ``source only``: the same steps with the source loss alone (controls for the extra steps);
 - ``labels``: fine-tuned with target labels (the supervised loss on target batches, all
   parameters): the reference the adaptation is measured against.
@@ -51,6 +58,7 @@ from smlmnet.diffusion.mivit.loss import (
     displacement_nll,
     heldout_split,
     physics_consistency_loss,
+    posterior_distillation_loss,
     supervised_loss,
 )
 from smlmnet.diffusion.mivit.targets import TubeletSimulator, to_network_batch, tubelet_features
@@ -103,6 +111,26 @@ def blur_physics_loss(net, sample: dict, blur: BlurLikelihoodEstimator) -> torch
     return grid_nll(out["log_d"], blur.grid, ll, 3 * np.asarray(sample["mask"]).sum(1))
 
 
+def teacher_view(sample: dict, rng: np.random.Generator, psf_error: float) -> dict:
+    """The tubelets as the teacher sees them: the PSF σ (px) multiplied by a random factor
+    ``exp(N(0, psf_error²))`` per tubelet (0: the true σ)."""
+    if psf_error <= 0:
+        return sample
+    sig = np.asarray(sample["psf_sigma_px"], float)
+    return {**sample, "psf_sigma_px": sig * np.exp(psf_error * rng.standard_normal(sig.shape))}
+
+
+def distill_loss(net, sample: dict, blur: BlurLikelihoodEstimator, rng: np.random.Generator,
+                 psf_error: float = 0.0) -> torch.Tensor:
+    """``ssl distill``: :func:`posterior_distillation_loss` of the network on unlabeled
+    tubelets against the blur likelihood's posterior of ln D_px (the teacher)."""
+    post = blur.predict_tubelets(teacher_view(sample, rng, psf_error))
+    out = net_forward(net, to_network_batch(sample))
+    mean = torch.as_tensor(post["log_d"], dtype=out["log_d"].dtype)
+    var = torch.as_tensor(np.exp(post["log_var"]), dtype=out["log_d"].dtype)
+    return posterior_distillation_loss(out, mean, var)
+
+
 def heldout_loss(net, sample: dict, rng: np.random.Generator) -> torch.Tensor:
     """Held-out physics consistency: the network sees one half of each tubelet's frames
     (features recomputed for that half) and is scored on the other half's displacements."""
@@ -126,7 +154,7 @@ def _mean_ci(x) -> str:
 
 
 #: adaptation modes without target labels (module docstring)
-MODES = ("ssl", "ssl held-out", "ssl blur", "source only")
+MODES = ("ssl", "ssl held-out", "ssl blur", "ssl distill", "source only")
 
 #: parameter subsets the unlabeled adaptation may change (``--ssl-params``)
 PARAM_SUBSETS = {"all": lambda name: True,
@@ -135,7 +163,7 @@ PARAM_SUBSETS = {"all": lambda name: True,
 
 def adapt(net, mode: str, source: TubeletSimulator, target: TubeletSimulator, steps: int,
           batch: int, lr: float, seed: int, w_ssl: float = 1.0, params: str = "all",
-          blur: BlurLikelihoodEstimator | None = None):
+          blur: BlurLikelihoodEstimator | None = None, psf_error: float = 0.0):
     """A copy of ``net`` after ``steps`` AdamW steps of one mode (module docstring); modes
     other than ``labels`` update only the ``params`` subset (:data:`PARAM_SUBSETS`)."""
     net = copy.deepcopy(net).train()
@@ -162,6 +190,9 @@ def adapt(net, mode: str, source: TubeletSimulator, target: TubeletSimulator, st
             elif mode == "ssl blur":
                 loss = loss + w_ssl * blur_physics_loss(net, target.sample(rng_target, batch),
                                                         blur)
+            elif mode == "ssl distill":
+                loss = loss + w_ssl * distill_loss(net, target.sample(rng_target, batch), blur,
+                                                   rng_target, psf_error)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -193,6 +224,12 @@ def main(argv=None) -> int:
     p.add_argument("--w-ssl", type=float, default=1.0, help="weight of the unlabeled loss")
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES),
                    help="adaptation modes to run (labels is always run: the reference)")
+    p.add_argument("--teacher-prior", default="training", choices=["training", "flat"],
+                   help="the blur likelihood's prior on D: the model's training range "
+                        "(log-uniform) or flat over its whole grid")
+    p.add_argument("--teacher-psf-error", type=float, default=0.0,
+                   help="sd of the ln-factor on the PSF σ that the blur-likelihood teacher "
+                        "(ssl distill, and the blur likelihood row) is given")
     p.add_argument("--out", default="benchmarks/results/pixel_adaptation")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -211,20 +248,24 @@ def main(argv=None) -> int:
     if args.target_pixel_size_nm:
         target_ranges["pixel_size_nm"] = tuple(args.target_pixel_size_nm)
     target = TubeletSimulator(frames=T, **{**shared, **target_ranges})
+    # the teacher's prior on D is the network's training range (the prior the student learned)
     blur = BlurLikelihoodEstimator(substeps=source.substeps, positions="fitted",
-                                   frames=T, size=source.size)
+                                   frames=T, size=source.size,
+                                   prior_d_um2_s=None if args.teacher_prior == "flat"
+                                   else source.D_um2_s)
     modes = [m for m in MODES if m in args.modes]
     rows = []
     for seed in args.seeds:
         raw = target.sample(np.random.default_rng(10_000 + seed), args.n_test)
         test = to_network_batch(raw)
-        e_blur = blur.predict_tubelets(raw)["log_d"] - raw["log_d"]
+        e_blur = (blur.predict_tubelets(teacher_view(raw, np.random.default_rng(
+            20_000 + seed), args.teacher_psf_error))["log_d"] - raw["log_d"])
         row = {"seed": seed, "track MLE (true σ_loc)": mle_rmse(test),
                "blur likelihood": float(np.sqrt(np.mean(e_blur**2))),
                "zero-shot": rmse(est.net, test)}
         for mode in modes + ["labels"]:
             net = adapt(est.net, mode, source, target, args.steps, args.batch, args.lr, seed,
-                        args.w_ssl, args.ssl_params, blur)
+                        args.w_ssl, args.ssl_params, blur, args.teacher_psf_error)
             row[mode] = rmse(net, test)
         gap = row["zero-shot"] - row["labels"]
         for mode in modes:
@@ -247,7 +288,12 @@ def main(argv=None) -> int:
              f"training ranges); source batches from the training ranges; {args.steps} AdamW "
              f"steps of {args.batch} tubelets, lr "
              f"{args.lr}, per mode from the same weights; test: {args.n_test} labelled target "
-             "tubelets per seed. RMSE of ln D."]
+             "tubelets per seed. RMSE of ln D."
+             + (f" The blur-likelihood teacher sees the PSF σ off by a factor "
+                f"exp(N(0, {args.teacher_psf_error}²)) per tubelet."
+                if args.teacher_psf_error > 0 else
+                " The blur-likelihood teacher is given each tubelet's true PSF σ.")
+             + f" Its prior on D: {blur.assumptions().split('precision, ')[-1]}."]
     notes.append(f"Labelled gap (zero-shot − labels): {_mean_ci(gap)}. Paired over seeds: "
                  "mean ± 95 % t-interval; 'minus source only' is what the unlabeled term adds "
                  "beyond the same steps on source batches (negative: better).")

@@ -48,7 +48,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import erfcx
 
-from smlmnet.diffusion.tubelets import TubeletDiffusionEstimator
+from smlmnet.diffusion.tubelets import TubeletDiffusionEstimator, um2_s_to_log_d_px
 from smlmnet.localize.fit import fit_gaussian_mle, mortensen_sigma_px
 from smlmnet.simulate.movie import substep_blur_coefficient
 
@@ -231,6 +231,13 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
         frames: tubelet frames (windows of a track in :meth:`estimate`). size: patch side
             (px, odd) of the tubelets cut from a movie.
         batch_size: tubelets per chunk (bounds memory: chunk × grid × T² floats).
+        prior_d_um2_s: ``(lo, hi)`` µm²/s: a log-uniform prior of D over this range instead
+            of the flat prior over the whole grid, converted to ln D_px per tubelet with its
+            ``frame_time_s`` and ``pixel_size_nm`` (keys of the sample; :meth:`estimate`
+            adds them). A network's training range is the prior it learned, so this makes
+            the estimator comparable to it (and a teacher for it, ``ssl distill``); an
+            uninformative track then reads the middle of the range instead of sliding to
+            the grid's edge. ``None``: flat over the grid.
     """
 
     def __init__(self, substeps: int = 64, log_d_px_range: tuple[float, float] = (-9.0, 5.0),
@@ -238,7 +245,8 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
                  use_widths: bool = True, max_offset_px: float = 1.5,
                  max_width_noise: float = 0.2, psf_var_uncertainty: float = 0.05,
                  positions: str = "given", frames: int = 16,
-                 size: int = 15, batch_size: int = 64):
+                 size: int = 15, batch_size: int = 64,
+                 prior_d_um2_s: tuple[float, float] | None = None):
         self.substeps = int(substeps)
         self.grid = np.linspace(*map(float, log_d_px_range), int(grid_points))
         self.outlier_fraction = float(outlier_fraction)
@@ -252,6 +260,8 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
         self.frames = int(frames)
         self.size = int(size)
         self.batch_size = int(batch_size)
+        self.prior_d_um2_s = (None if prior_d_um2_s is None
+                              else tuple(float(v) for v in prior_d_um2_s))
 
     def assumptions(self) -> str:
         """One line for reports."""
@@ -259,8 +269,11 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
                 "isotropic Gaussian fit per frame (σ free), σ̂² − σ_PSF² = path gyration + "
                 f"fit error (its CRLB) + one offset per tubelet (s.d. "
                 f"{self.psf_var_uncertainty:g} σ²), no widths from spots dimmer than "
-                f"{self.max_width_noise:g} relative σ̂² precision, flat prior on ln D_px over "
-                f"[{self.grid[0]:g}, {self.grid[-1]:g}], posterior mean"
+                f"{self.max_width_noise:g} relative σ̂² precision, "
+                + (f"flat prior on ln D over [{self.prior_d_um2_s[0]:g}, "
+                   f"{self.prior_d_um2_s[1]:g}] µm²/s" if self.prior_d_um2_s else
+                   f"flat prior on ln D_px over [{self.grid[0]:g}, {self.grid[-1]:g}]")
+                + ", posterior mean"
                 + ("" if self.use_widths else "; widths not used (track part only)")
             + ("; track of the fitted centres" if self.positions == "fitted" else ""))
 
@@ -361,13 +374,41 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
                                    if self.psf_var_uncertainty > 0 else None)
         return ll
 
+    def log_prior(self, sample: dict) -> np.ndarray | float:
+        """``(B, G)`` log prior on the grid (0 inside ``prior_d_um2_s`` converted per tubelet,
+        −inf outside, at least the nearest grid point kept), or 0.0 (flat) when there is no
+        prior range; a prior range needs ``frame_time_s`` and ``pixel_size_nm`` in the
+        sample (a clear error otherwise)."""
+        if self.prior_d_um2_s is None:
+            return 0.0
+        missing = [k for k in ("frame_time_s", "pixel_size_nm") if k not in sample]
+        if missing:
+            raise KeyError(f"prior_d_um2_s needs {missing} per tubelet to convert µm²/s to "
+                           "px²/frame")
+        lo, hi = (um2_s_to_log_d_px(d, sample["frame_time_s"], sample["pixel_size_nm"])
+                  for d in self.prior_d_um2_s)
+        half = 0.5 * (self.grid[1] - self.grid[0])
+        inside = ((self.grid >= np.minimum(lo, self.grid[-1])[:, None] - half)
+                  & (self.grid <= np.maximum(hi, self.grid[0])[:, None] + half))
+        return np.where(inside, 0.0, -np.inf)
+
+    def posterior_moments(self, loglik: np.ndarray, log_prior=0.0) -> tuple:
+        """Posterior mean and variance ``(B,)`` of ln D_px from a log-likelihood ``(B, G)``
+        tabulated on the grid, times ``exp(log_prior)`` (``(B, G)`` or a scalar)."""
+        lp = loglik + log_prior
+        post = np.exp(lp - lp.max(axis=1, keepdims=True))
+        post /= post.sum(axis=1, keepdims=True)
+        mean = post @ self.grid
+        return mean, np.maximum(post @ self.grid**2 - mean**2, 0.0)
+
     def predict_tubelets(self, sample: dict) -> dict[str, np.ndarray]:
         """``log_d`` (posterior mean of ln D_px) and ``log_var`` (its posterior variance),
         ``(B,)`` each, and ``frame_log_d`` ``(B, T)`` (the tubelet's value in each frame),
         ``batch_size`` tubelets at a time; the keys read are ``patches`` (photons), ``mask``,
         ``loc_px``, ``psf_sigma_px``, ``exposure_fraction`` and, when present, ``inside``
         (``(B, T)``: the patch lies inside the movie), ``fit_scale`` and ``read_var`` (the
-        camera, :meth:`fit_frames`) or ``camera`` (model names of simulated tubelets)."""
+        camera, :meth:`fit_frames`) or ``camera`` (model names of simulated tubelets), and
+        ``frame_time_s`` / ``pixel_size_nm`` for a prior range (:meth:`log_prior`)."""
         n = len(sample["mask"])
         mean, var = np.zeros(n), np.zeros(n)
         for s in range(0, n, self.batch_size):
@@ -376,11 +417,10 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
                      for k in ("patches", "mask", "loc_px", "psf_sigma_px",
                                "exposure_fraction", "inside", "fit_scale", "read_var",
                                "camera") if k in sample}
-            ll = self.loglik(chunk)
-            post = np.exp(ll - ll.max(axis=1, keepdims=True))
-            post /= post.sum(axis=1, keepdims=True)
-            mean[sl] = post @ self.grid
-            var[sl] = post @ self.grid**2 - mean[sl] ** 2
+            mean[sl], var[sl] = self.posterior_moments(
+                self.loglik(chunk), self.log_prior({k: np.asarray(sample[k])[sl] for k in
+                                                    ("frame_time_s", "pixel_size_nm")
+                                                    if k in sample}))
         T = np.shape(sample["mask"])[1]
         return {"log_d": mean, "log_var": np.log(np.maximum(var, 1e-12)),
                 "frame_log_d": np.repeat(mean[:, None], T, axis=1)}

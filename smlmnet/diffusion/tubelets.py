@@ -42,6 +42,12 @@ def log_d_px_to_um2_s(log_d_px, frame_time_s, pixel_size_nm):
     return lib.exp(log_d_px) * (pixel_size_nm / 1000.0) ** 2 / frame_time_s
 
 
+def um2_s_to_log_d_px(d_um2_s, frame_time_s, pixel_size_nm):
+    """D in µm²/s → ``ln D_px`` (px²/frame); the inverse of :func:`log_d_px_to_um2_s`."""
+    return np.log(np.asarray(d_um2_s, float) * np.asarray(frame_time_s, float)
+                  / (np.asarray(pixel_size_nm, float) / 1000.0) ** 2)
+
+
 def tubelet_features(loc_px: np.ndarray | torch.Tensor, mask) -> tuple:
     """Per-frame features ``(B, T, 4)`` and patch origins ``(B, T, 2)`` from localizations.
 
@@ -203,7 +209,8 @@ class TubeletDiffusionEstimator:
                 per_loc
         tub.update({"blur_R": np.full(nW, R, np.float32),
                     "exposure_fraction": np.full(nW, f, np.float32),
-                    "psf_sigma_px": np.full(nW, psf_sigma_nm / a, np.float32)})
+                    "psf_sigma_px": np.full(nW, psf_sigma_nm / a, np.float32),
+                    "frame_time_s": np.full(nW, dt), "pixel_size_nm": np.full(nW, a)})
         out = self.predict_tubelets(tub)
         labels, mu, lv = combine_log_estimates(out["log_d"], out["log_var"], tub["track"])
         per_track = pd.DataFrame({

@@ -15,6 +15,13 @@
   :func:`heldout_split` gives the held-out version: the network sees one half of each
   track's frames and is scored on the displacements of the other half (Noise2Self-style), so
   its minimizer is the best prediction of unseen steps, not a copy of the seen ones.
+- :func:`posterior_distillation_loss` (self-supervised, no labels): a physics *teacher* —
+  the motion-blur likelihood of :class:`smlmnet.diffusion.blur_likelihood.
+  BlurLikelihoodEstimator`, which reads each unlabeled tubelet's displacements *and* the
+  widths of its blurred spots — gives a posterior of ln D (mean, variance); the network's
+  Gaussian prediction is fitted to it by the expected NLL under that posterior (KL from
+  teacher to student up to a constant). No label enters: the teacher is exact physics with
+  the camera fitted per frame.
 """
 
 from __future__ import annotations
@@ -125,3 +132,25 @@ def physics_consistency_loss(log_d: torch.Tensor, log_s2: torch.Tensor, loc_px: 
     frames contribute nothing)."""
     nll, k = displacement_nll(log_d, log_s2, loc_px, mask, blur_R)
     return nll.sum() / (2 * k.sum()).clamp(min=1)
+
+
+def posterior_distillation_loss(out: dict, post_mean: torch.Tensor, post_var: torch.Tensor,
+                                weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Expected Gaussian NLL of the network's ln D prediction under a teacher posterior.
+
+    E_p[½(log s² + (y − μ)²/s²)] for y ~ p = N(``post_mean``, ``post_var``) is
+    ½(log s² + ((m − μ)² + v)/s²): minimized at μ = m, s² = ((m − μ)² + v), i.e. the student
+    copies the teacher's mean and learns its uncertainty.
+
+    Args:
+        out: the network's outputs (``log_d`` ``(B,)`` ln D_px and ``log_var`` ``(B,)``).
+        post_mean, post_var: ``(B,)`` teacher posterior mean and variance of ln D_px.
+        weight: optional ``(B,)`` non-negative weights (e.g. 0 where the teacher failed).
+    Returns:
+        scalar: the weighted mean over tubelets.
+    """
+    lv = out["log_var"].clamp(-8.0, 8.0)
+    nll = 0.5 * (lv + ((post_mean - out["log_d"]) ** 2 + post_var) * torch.exp(-lv))
+    if weight is None:
+        return nll.mean()
+    return (nll * weight).sum() / weight.sum().clamp(min=1e-12)
