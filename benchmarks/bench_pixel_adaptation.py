@@ -25,8 +25,10 @@ same number of steps and batch size:
 - ``ssl distill``: the blur likelihood as a *teacher*: its posterior of ln D (mean and
   variance, fitted centres) on each unlabeled target tubelet is the target of the network's
   Gaussian prediction (:func:`smlmnet.diffusion.mivit.loss.posterior_distillation_loss`),
-  beside the source loss. Unlike ``ssl blur``, whose gradient is the local slope of one
-  noisy per-tubelet likelihood, the student is pulled to the whole posterior;
+  beside the source loss (:func:`smlmnet.diffusion.mivit.adapt.adapt_unlabeled`, the loop
+  that ``smlmnet analyze --pixel-adapt`` runs on a movie). Unlike ``ssl blur``, whose
+  gradient is the local slope of one noisy per-tubelet likelihood, the student is pulled to
+  the whole posterior;
   ``--teacher-psf-error`` gives the teacher a PSF σ off by a random factor per tubelet (a
   calibration error), as a user's calibrated PSF would be;
 - ``source only``: the same steps with the source loss alone (controls for the extra steps);
@@ -53,12 +55,17 @@ import pandas as pd
 import torch
 
 from smlmnet.diffusion.blur_likelihood import BlurLikelihoodEstimator
+from smlmnet.diffusion.mivit.adapt import (
+    PARAM_SUBSETS,
+    adapt_unlabeled,
+    make_optimizer,
+    teacher_posterior,
+)
 from smlmnet.diffusion.mivit.lightning import net_forward
 from smlmnet.diffusion.mivit.loss import (
     displacement_nll,
     heldout_split,
     physics_consistency_loss,
-    posterior_distillation_loss,
     supervised_loss,
 )
 from smlmnet.diffusion.mivit.targets import TubeletSimulator, to_network_batch, tubelet_features
@@ -120,17 +127,6 @@ def teacher_view(sample: dict, rng: np.random.Generator, psf_error: float) -> di
     return {**sample, "psf_sigma_px": sig * np.exp(psf_error * rng.standard_normal(sig.shape))}
 
 
-def distill_loss(net, sample: dict, blur: BlurLikelihoodEstimator, rng: np.random.Generator,
-                 psf_error: float = 0.0) -> torch.Tensor:
-    """``ssl distill``: :func:`posterior_distillation_loss` of the network on unlabeled
-    tubelets against the blur likelihood's posterior of ln D_px (the teacher)."""
-    post = blur.predict_tubelets(teacher_view(sample, rng, psf_error))
-    out = net_forward(net, to_network_batch(sample))
-    mean = torch.as_tensor(post["log_d"], dtype=out["log_d"].dtype)
-    var = torch.as_tensor(np.exp(post["log_var"]), dtype=out["log_d"].dtype)
-    return posterior_distillation_loss(out, mean, var)
-
-
 def heldout_loss(net, sample: dict, rng: np.random.Generator) -> torch.Tensor:
     """Held-out physics consistency: the network sees one half of each tubelet's frames
     (features recomputed for that half) and is scored on the other half's displacements."""
@@ -156,20 +152,19 @@ def _mean_ci(x) -> str:
 #: adaptation modes without target labels (module docstring)
 MODES = ("ssl", "ssl held-out", "ssl blur", "ssl distill", "source only")
 
-#: parameter subsets the unlabeled adaptation may change (``--ssl-params``)
-PARAM_SUBSETS = {"all": lambda name: True,
-                 "norms_heads": lambda name: "norm" in name or "head" in name}
-
-
 def adapt(net, mode: str, source: TubeletSimulator, target: TubeletSimulator, steps: int,
           batch: int, lr: float, seed: int, w_ssl: float = 1.0, params: str = "all",
           blur: BlurLikelihoodEstimator | None = None, psf_error: float = 0.0):
     """A copy of ``net`` after ``steps`` AdamW steps of one mode (module docstring); modes
     other than ``labels`` update only the ``params`` subset (:data:`PARAM_SUBSETS`)."""
+    if mode == "ssl distill":   # the library's loop (what `analyze --pixel-adapt` runs)
+        def draw(rng, n):
+            x = target.sample(rng, n)
+            return (x, *teacher_posterior(blur, teacher_view(x, rng, psf_error)))
+
+        return adapt_unlabeled(net, source, draw, steps, batch, lr, seed, params, w_ssl)[0]
     net = copy.deepcopy(net).train()
-    keep = PARAM_SUBSETS["all" if mode == "labels" else params]
-    trainable = [p for name, p in net.named_parameters() if keep(name)]
-    opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
+    opt = make_optimizer(net, lr, "all" if mode == "labels" else params)
     # separate streams: every mode that uses source batches sees the same ones (paired)
     rng_source, rng_target = np.random.default_rng([seed, 0]), np.random.default_rng([seed, 1])
     for _ in range(steps):
@@ -190,9 +185,6 @@ def adapt(net, mode: str, source: TubeletSimulator, target: TubeletSimulator, st
             elif mode == "ssl blur":
                 loss = loss + w_ssl * blur_physics_loss(net, target.sample(rng_target, batch),
                                                         blur)
-            elif mode == "ssl distill":
-                loss = loss + w_ssl * distill_loss(net, target.sample(rng_target, batch), blur,
-                                                   rng_target, psf_error)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -310,6 +310,10 @@ def cmd_analyze(args) -> int:
     with atomic_output_dir(out) as tmp:
         _write_analysis(movie, analysis, tmp, {"movie": str(movie_path),
                                                "assumptions": assumptions})
+        for sub_name, model in analysis.models.items():
+            from smlmnet.models.registry import write_model_folder
+
+            write_model_folder(tmp / sub_name, model.net.state_dict(), model.info)
         if dmap is not None:
             import numpy as np
 
@@ -326,7 +330,8 @@ def cmd_analyze(args) -> int:
           f"{s['n_tracks']} tracks; wrote {out}/: localizations.csv (ThunderSTORM) tracks.csv "
           "tracks_trackpy.csv diffusion.csv report.png summary.json"
           + (" calibration.json" if calibration else "")
-          + (" diffusivity_map.png diffusivity_map.npy" if dmap is not None else ""))
+          + (" diffusivity_map.png diffusivity_map.npy" if dmap is not None else "")
+          + "".join(f" {name}/" for name in analysis.models))
     return 0
 
 
@@ -351,8 +356,12 @@ def _pixel_diffusion(args, movie, analysis, psf_sigma_nm: float):
     if hasattr(est, "assumptions"):
         analysis.summary["pixel diffusion assumptions"] = est.assumptions()
     if analysis.tracks.empty:
+        if args.pixel_adapt:
+            raise SystemExit("--pixel-adapt: no tracks in this movie to adapt on")
         return diffusivity_map(analysis.tracks, movie.pixel_size_nm,
                                movie.frames.shape[1:], args.map_bin_px)
+    if args.pixel_adapt:
+        est = _adapt_pixel_model(args, est, movie, analysis, psf_sigma_nm)
     per_track, per_loc = est.estimate(movie, analysis.tracks, psf_sigma_nm)
     analysis.tracks = per_loc
     cols = per_track.set_index(C.TRACK_ID)[[c for c in (PIXEL_D, PIXEL_D_LOG_STD, PIXEL_ALPHA,
@@ -367,6 +376,28 @@ def _pixel_diffusion(args, movie, analysis, psf_sigma_nm: float):
         analysis.summary[f"median {PIXEL_ALPHA}"] = float(per_track[PIXEL_ALPHA].median())
     return diffusivity_map(per_loc, movie.pixel_size_nm, movie.frames.shape[1:],
                            args.map_bin_px)
+
+
+def _adapt_pixel_model(args, est, movie, analysis, psf_sigma_nm: float):
+    """``analyze --pixel-adapt``: fine-tune the pixel-diffusion network on this movie's
+    tubelets without labels (:func:`smlmnet.diffusion.mivit.adapt.adapt_to_movie`); the
+    adapted model goes to ``analysis.models["pixel_model"]`` (written to the output
+    folder) and what was done to the summary."""
+    from smlmnet.diffusion.mivit.adapt import adapt_to_movie
+
+    if not hasattr(est, "net"):
+        raise SystemExit(f"--pixel-adapt adapts a network; {args.pixel_diffusion!r} has no "
+                         "weights (pass --pixel-diffusion with a model of kind "
+                         "pixel_diffusion, e.g. mivit_pixel_diffusion)")
+    adapted, record = adapt_to_movie(est, movie, analysis.tracks, psf_sigma_nm,
+                                     steps=args.pixel_adapt_steps, seed=0,
+                                     progress=not args.quiet)
+    base = adapted.info.get("name", str(args.pixel_diffusion))
+    adapted.info.update(name=f"{base}_adapted", description=(
+        f"{base} adapted without labels to {Path(args.movie).name} (ssl distill)"))
+    analysis.summary["pixel diffusion adaptation"] = record
+    analysis.models["pixel_model"] = adapted
+    return adapted
 
 
 def cmd_analyze_tracks(args) -> int:
@@ -615,6 +646,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "(classical: the track's displacements plus the motion-blur widths of "
                    "per-frame Gaussian fits, no weights): per-track and per-localization "
                    "'pixel D [um^2/s]' columns and diffusivity_map.png")
+    p.add_argument("--pixel-adapt", action="store_true",
+                   help="with --pixel-diffusion MODEL (a network): first fine-tune it on this "
+                   "movie's tracked molecules without labels, the motion-blur likelihood as "
+                   "teacher (ssl distill), then estimate with it; the adapted model is "
+                   "written to OUTPUT/pixel_model/ (reuse: --pixel-diffusion "
+                   "OUTPUT/pixel_model)")
+    p.add_argument("--pixel-adapt-steps", type=int, default=150,
+                   help="AdamW steps of --pixel-adapt (64 tubelets each)")
     p.add_argument("--map-bin-px", type=int, default=8,
                    help="bin of the diffusivity map, camera pixels")
     p.add_argument("-q", "--quiet", action="store_true")

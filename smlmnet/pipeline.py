@@ -23,7 +23,8 @@ class AnalysisResult:
     ``t [s]``. diffusion: one row per track of at least ``min_track_length`` points with
     each estimator's results (``mle D [um^2/s]`` ...). summary: counts and ensemble values.
     steps: per-step table of a trajectory model (``smlmnet analyze --trajectory-model``), or
-    ``None``.
+    ``None``. models: models made by the analysis, written as model folders next to the
+    tables (``pixel_model``: ``smlmnet analyze --pixel-adapt``).
     """
 
     localizations: pd.DataFrame
@@ -31,6 +32,7 @@ class AnalysisResult:
     diffusion: pd.DataFrame
     summary: dict = field(default_factory=dict)
     steps: pd.DataFrame | None = None
+    models: dict = field(default_factory=dict)
 
 
 def _frame_list(frames) -> str:

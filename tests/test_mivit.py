@@ -268,15 +268,18 @@ def test_shipped_mivit_ranks_immobile_slow_fast_and_meets_its_error_floor():
     assert rmse < 0.6, rmse
 
 
-@pytest.mark.parametrize("model", ["micro", "blur_likelihood"])
+@pytest.mark.parametrize("model", ["micro", "micro adapted", "blur_likelihood"])
 def test_analyze_pixel_diffusion_adds_columns_and_a_map(model, request, tmp_path):
-    """The network (a micro model) and the classical blur likelihood behind one CLI flag."""
+    """The network (a micro model, also adapted to the movie without labels by
+    ``--pixel-adapt``) and the classical blur likelihood behind one CLI flag."""
     import json
 
     from smlmnet.cli import main
     from smlmnet.simulate import load_config, save_dataset, simulate
 
-    model = str(request.getfixturevalue("micro_model")) if model == "micro" else model
+    adapt = model == "micro adapted"
+    model = (str(request.getfixturevalue("micro_model")) if model.startswith("micro")
+             else model)
 
     res = simulate(load_config("sptpalm_membrane", ["n_frames=12", "fov.shape_px=[24,24]",
                                                     "particles.density_per_um2=4"]))
@@ -284,7 +287,8 @@ def test_analyze_pixel_diffusion_adds_columns_and_a_map(model, request, tmp_path
     out = tmp_path / "out"
     assert main(["analyze", str(tmp_path / "ds" / "movie.tif"), "-o", str(out), "-q",
                  "--psf-sigma-nm", "110", "--localizer", "centroid", "--threads", "1",
-                 "--min-length", "3", "--pixel-diffusion", model]) == 0
+                 "--min-length", "3", "--pixel-diffusion", model]
+                + (["--pixel-adapt", "--pixel-adapt-steps", "3"] if adapt else [])) == 0
     tracks = pd.read_csv(out / "tracks.csv")
     diff = pd.read_csv(out / "diffusion.csv")
     assert PIXEL_D in tracks and tracks[PIXEL_D].notna().all()
@@ -296,6 +300,17 @@ def test_analyze_pixel_diffusion_adds_columns_and_a_map(model, request, tmp_path
     assert summary["pixel diffusion model"] == model
     if model == "blur_likelihood":
         assert "Brownian" in summary["pixel diffusion assumptions"]
+    if adapt:   # the adapted model is a loadable model folder that records what was done
+        record = summary["pixel diffusion adaptation"]
+        assert record["steps"] == 3 and record["tubelets"] > 0
+        assert "Brownian" in record["teacher"]
+        adapted, base = load(out / "pixel_model"), load(model)
+        assert adapted.info["adaptation"] == record
+        changed = [k for k, v in base.net.state_dict().items()
+                   if not torch.equal(v, adapted.net.state_dict()[k])]
+        assert changed
+    else:
+        assert not (out / "pixel_model").exists()
 
 
 def test_feature_dropout_hides_the_features_of_a_share_of_tubelets_in_training_only():

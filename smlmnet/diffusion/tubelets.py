@@ -178,6 +178,24 @@ class TubeletDiffusionEstimator:
                 "fit_scale": units["qe"] / units["excess"], "read_var": units["read_var"],
                 "track": np.asarray(win_track), "frame0": np.asarray(win_f0, np.int64)}
 
+    def movie_tubelets(self, movie, tracks: pd.DataFrame, psf_sigma_nm: float,
+                       track_col: str = C.TRACK_ID) -> dict:
+        """:meth:`tubelets_from_movie` plus what every estimator reads per window: ``blur_R``
+        and ``exposure_fraction`` (from the movie's exposure; ``None`` = continuous),
+        ``psf_sigma_px``, ``frame_time_s`` and ``pixel_size_nm``; arguments as
+        :meth:`estimate` (``tracks`` with a reset index)."""
+        a, dt = float(movie.pixel_size_nm), float(movie.frame_time_s)
+        f = 1.0 if movie.exposure_time_s is None else float(movie.exposure_time_s) / dt
+        n_exp = int(np.clip(round(f * self.substeps), 1, self.substeps))
+        R = substep_blur_coefficient(n_exp, self.substeps) if f > 0 else 0.0
+        tub = self.tubelets_from_movie(movie.frames, movie.camera, tracks, a, track_col)
+        nW = len(tub["track"])
+        tub.update({"blur_R": np.full(nW, R, np.float32),
+                    "exposure_fraction": np.full(nW, f, np.float32),
+                    "psf_sigma_px": np.full(nW, psf_sigma_nm / a, np.float32),
+                    "frame_time_s": np.full(nW, dt), "pixel_size_nm": np.full(nW, a)})
+        return tub
+
     def estimate(self, movie, tracks: pd.DataFrame, psf_sigma_nm: float,
                  track_col: str = C.TRACK_ID) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Per-track and per-localization D.
@@ -197,20 +215,12 @@ class TubeletDiffusionEstimator:
         """
         tracks = tracks.reset_index(drop=True)
         a, dt = float(movie.pixel_size_nm), float(movie.frame_time_s)
-        f = 1.0 if movie.exposure_time_s is None else float(movie.exposure_time_s) / dt
-        n_exp = int(np.clip(round(f * self.substeps), 1, self.substeps))
-        R = substep_blur_coefficient(n_exp, self.substeps) if f > 0 else 0.0
-        tub = self.tubelets_from_movie(movie.frames, movie.camera, tracks, a, track_col)
-        nW = len(tub["track"])
+        tub = self.movie_tubelets(movie, tracks, psf_sigma_nm, track_col)
         per_loc = tracks.copy()
         per_loc[PIXEL_D] = np.nan
-        if nW == 0:
+        if len(tub["track"]) == 0:
             return pd.DataFrame(columns=[track_col, "n_points", PIXEL_D, PIXEL_D_LOG_STD]), \
                 per_loc
-        tub.update({"blur_R": np.full(nW, R, np.float32),
-                    "exposure_fraction": np.full(nW, f, np.float32),
-                    "psf_sigma_px": np.full(nW, psf_sigma_nm / a, np.float32),
-                    "frame_time_s": np.full(nW, dt), "pixel_size_nm": np.full(nW, a)})
         out = self.predict_tubelets(tub)
         labels, mu, lv = combine_log_estimates(out["log_d"], out["log_var"], tub["track"])
         per_track = pd.DataFrame({
