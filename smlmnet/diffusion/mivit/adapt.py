@@ -82,7 +82,8 @@ def distill_loss(net, sample: dict, post_mean, post_var) -> torch.Tensor:
 
 def adapt_unlabeled(net, source: TubeletSimulator, draw: Draw, steps: int = 150,
                     batch: int = 64, lr: float = 5e-4, seed: int = 0, params: str = "all",
-                    w_unlabeled: float = 1.0, progress: bool = False):
+                    w_unlabeled: float = 1.0, progress: bool = False,
+                    desc: str = "adapting (ssl distill)"):
     """A copy of ``net`` after ``steps`` AdamW steps of supervised loss on ``batch`` source
     tubelets + ``w_unlabeled`` × :func:`distill_loss` on ``batch`` draws from ``draw``.
 
@@ -98,7 +99,7 @@ def adapt_unlabeled(net, source: TubeletSimulator, draw: Draw, steps: int = 150,
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(it, desc="adapting (ssl distill)", unit="step")
+        it = tqdm(it, desc=desc, unit="step")
     for _ in it:
         s = to_network_batch(source.sample(rng_source, batch))
         sup = supervised_loss(net_forward(net, s), s)["loss"]
@@ -115,7 +116,8 @@ def adapt_unlabeled(net, source: TubeletSimulator, draw: Draw, steps: int = 150,
 def pool_drawer(tubelets: dict, teacher) -> tuple[Draw, dict]:
     """A :data:`Draw` of random subsets (with replacement across draws, without within one)
     of a fixed pool of tubelets (e.g. one movie's), the teacher's posterior computed once;
-    also returns the pool's posterior ``{"mean", "var"}``."""
+    per-tubelet arrays are indexed, other entries (a movie's ``read_var``) passed on. Also
+    returns the pool's posterior ``{"mean", "var"}``."""
     mean, var = teacher_posterior(teacher, tubelets)
     n = len(mean)
     keys = [k for k, v in tubelets.items() if isinstance(v, np.ndarray) and v.ndim
@@ -123,7 +125,8 @@ def pool_drawer(tubelets: dict, teacher) -> tuple[Draw, dict]:
 
     def draw(rng: np.random.Generator, size: int):
         idx = rng.choice(n, size=min(size, n), replace=False)
-        return {k: tubelets[k][idx] for k in keys}, mean[idx], var[idx]
+        return ({k: (v[idx] if k in keys else v) for k, v in tubelets.items()}, mean[idx],
+                var[idx])
 
     return draw, {"mean": mean, "var": var}
 
