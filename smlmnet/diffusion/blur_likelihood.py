@@ -167,7 +167,9 @@ def width_loglik(z: np.ndarray, z_var: np.ndarray, d_px: np.ndarray, n_exposed: 
 def track_loglik(pos: np.ndarray, pos_var: np.ndarray, valid: np.ndarray, d_px: np.ndarray,
                  R: np.ndarray) -> np.ndarray:
     """Exact Gaussian log-likelihood ``(B, G)`` of a track's displacements (both axes) for
-    each D_px on the grid, with per-frame localization variance and blur coefficient R.
+    each D_px on the grid, with per-frame localization variance and blur coefficient R: the
+    shared displacement model (:func:`smlmnet.diffusion.mivit.loss.displacement_loglik`)
+    evaluated in float64 without gradients.
 
     Args:
         pos: ``(B, T, 2)`` positions (px). pos_var: ``(B, T)`` localization variance per axis
@@ -175,27 +177,16 @@ def track_loglik(pos: np.ndarray, pos_var: np.ndarray, valid: np.ndarray, d_px: 
     A displacement needs both of its frames; two displacements are correlated only when
     they share a frame (a gap splits the track into independent pieces).
     """
-    B, T, _ = pos.shape
-    m = T - 1
-    ok = valid[:, 1:] & valid[:, :-1]                                      # (B, m)
-    disp = np.where(ok[..., None], np.diff(pos, axis=1), 0.0)             # (B, m, 2)
-    s2 = np.where(valid, pos_var, 0.0)
-    D = d_px[None, :, None]                                                # (1, G, 1)
-    diag = 2.0 * D * (1.0 - 2.0 * R[:, None, None]) + (s2[:, :-1] + s2[:, 1:])[:, None, :]
-    diag = np.where(ok[:, None, :], diag, 1.0)                            # (B, G, m)
-    pair = ok[:, :-1] & ok[:, 1:]                                          # (B, m − 1)
-    off = np.where(pair[:, None, :], 2.0 * R[:, None, None] * D - s2[:, None, 1:-1], 0.0)
-    G = len(d_px)
-    cov = np.zeros((B, G, m, m))
-    i = np.arange(m)
-    cov[..., i, i] = diag
-    cov[..., i[:-1], i[1:]] = off
-    cov[..., i[1:], i[:-1]] = off
-    _, logdet = np.linalg.slogdet(cov)
-    rhs = np.broadcast_to(disp[:, None], (B, G, m, 2))
-    quad = np.sum(rhs * np.linalg.solve(cov, rhs), axis=(-2, -1))
-    n_obs = 2 * ok.sum(1)                                                  # (B,)
-    return -0.5 * (2.0 * logdet + quad + n_obs[:, None] * np.log(2 * np.pi))
+    import torch
+
+    from smlmnet.diffusion.mivit.loss import displacement_loglik
+
+    f64 = lambda a: torch.tensor(np.asarray(a, np.float64))  # noqa: E731
+    B = len(pos)
+    with torch.no_grad():
+        ll, _ = displacement_loglik(f64(np.broadcast_to(d_px, (B, len(d_px)))), f64(pos_var),
+                                    f64(pos), torch.tensor(np.asarray(valid, bool)), f64(R))
+    return ll.numpy()
 
 
 class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
@@ -322,16 +313,21 @@ class BlurLikelihoodEstimator(TubeletDiffusionEstimator):
             converged = np.isfinite(fit["crlb_sigma"]) & (fit["crlb_sigma"] > 0)
             offset = np.hypot(*(xy - loc_px[idx]).T)
             near = converged & (offset <= np.maximum(self.max_offset_px, 2 * fit["sigma"]))
-            pos[idx], pos_ok[idx] = xy, near
-            good = near & (fit["sigma"] < 0.45 * K)
+            pos[idx] = xy
+            crlb = 0.5 * (fit["crlb_x"] ** 2 + fit["crlb_y"] ** 2)
+            # a fit whose own bound does not place the spot inside the patch (a flat,
+            # diverged fit: seen at 400 photons on 6,000 background photons/px) locates
+            # nothing: no position from it, and the tubelet's median variance instead
+            located = converged & (crlb <= (K / 4.0) ** 2)
+            good = near & located & (fit["sigma"] < 0.45 * K)
             if inside is not None:
                 good &= np.asarray(inside, bool)[idx]
             # too dim for a width: the spot's predicted relative precision of σ̂², √2·σ_loc/σ
             # from its photons and background (not from σ̂, which grows with the blur)
             rel = np.sqrt(2.0) * mortensen_sigma_px(fit["photons"], fit["bg"], sig) / sig
             good &= rel <= self.max_width_noise
-            pos_var[idx] = np.where(converged, 0.5 * (fit["crlb_x"] ** 2 + fit["crlb_y"] ** 2),
-                                    np.nan)
+            pos_ok[idx] = near & located
+            pos_var[idx] = np.where(located, crlb, np.nan)
             z[idx] = np.where(good, fit["sigma"] ** 2 - sig**2, np.nan)
             z_var[idx] = (2.0 * fit["sigma"] * fit["crlb_sigma"]) ** 2
         fallback = np.nanmedian(np.where(mask, pos_var, np.nan), axis=1, keepdims=True) \

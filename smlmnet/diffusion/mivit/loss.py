@@ -7,9 +7,11 @@
 - :func:`physics_consistency_loss` (self-supervised, no labels): the predicted D and σ_loc
   must explain the molecule's observed displacements under the known blur — the exact
   Gaussian likelihood of the MA(1) displacement process of Brownian motion with localization
-  noise and motion blur (the model of :class:`smlmnet.diffusion.estimators.MLE`, written
-  here with a dense covariance so that it is differentiable and batched over tracks; it
-  holds for α = 1 only).
+  noise and motion blur (the model of :class:`smlmnet.diffusion.estimators.MLE`, which
+  diagonalizes it spectrally for one σ per track; here :func:`displacement_loglik` solves
+  its tridiagonal covariance by recursion, so that it is differentiable, batched over tracks
+  and over a grid of D, and takes one σ per frame — the blur likelihood's track part calls
+  it too; it holds for α = 1 only).
   Scored on the displacements the network *saw*, its minimizer is each track's own MLE, so
   it pulls a network towards the noisier per-track MLE on short tracks;
   :func:`heldout_split` gives the held-out version: the network sees one half of each
@@ -64,41 +66,76 @@ def supervised_loss(out: dict, batch: dict, w_frame: float = 0.3, w_s2: float = 
     return terms
 
 
-def displacement_nll(log_d: torch.Tensor, log_s2: torch.Tensor, loc_px: torch.Tensor,
-                     mask: torch.Tensor, blur_R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-track negative log-likelihood of the observed displacements (both dimensions).
+def displacement_loglik(D: torch.Tensor, s2: torch.Tensor, loc_px: torch.Tensor,
+                        mask: torch.Tensor, blur_R: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact Gaussian log-likelihood of a track's displacements (both axes): the one
+    implementation of the displacement model that the physics-consistency loss and the
+    blur likelihood (:func:`smlmnet.diffusion.blur_likelihood.track_loglik`) share.
 
-    Per dimension the displacements Δ_n of a track are Gaussian with
-    Var Δ = 2D(1 − 2R) + 2σ², Cov(Δ_n, Δ_{n+1}) = 2RD − σ², other covariances 0 (D in
-    px²/frame, σ² in px², Δt = 1 frame).
+    Per axis, with D in px²/frame, Δt = 1 frame and σ_t² the localization variance of frame
+    t: Var Δ_t = 2D(1 − 2R) + σ_t² + σ_{t+1}², Cov(Δ_t, Δ_{t+1}) = 2RD − σ_{t+1}², other
+    covariances 0. A displacement needs both of its frames; two displacements are correlated
+    only when both are valid (a gap splits the track into independent pieces).
 
     Args:
-        log_d, log_s2: ``(B,)`` ln D_px and ln σ_loc². loc_px: ``(B, T, 2)``
-        localizations (px). mask: ``(B, T)`` valid frames. blur_R: ``(B,)``.
+        D: ``(B,)`` or ``(B, G)`` (a grid of G values per track) diffusion coefficient
+            (px²/frame). s2: ``(B,)`` (one per track) or ``(B, T)`` (per frame) variance
+            (px²). loc_px: ``(B, T, 2)``. mask: ``(B, T)`` valid frames. blur_R: ``(B,)``.
     Returns:
-        ``(nll, k)``: ``(B,)`` −log L of each track and ``(B,)`` its number of valid
+        ``(loglik, k)``: log L of shape ``D.shape`` and ``(B,)`` the number of valid
         displacements (tracks with < 2 valid frames: 0 and 0).
     """
     B, T, _ = loc_px.shape
     if T < 2:
-        return log_d * 0.0, log_d.new_zeros(B)
-    step_ok = mask[:, 1:] & mask[:, :-1]  # (B, T-1)
-    disp = (loc_px[:, 1:] - loc_px[:, :-1]) * step_ok[..., None]
-    D, s2 = torch.exp(log_d.clamp(-12, 8)), torch.exp(log_s2.clamp(-16, 8))
-    a = 2 * D * (1 - 2 * blur_R) + 2 * s2
-    b = 2 * blur_R * D - s2
-    n = T - 1
-    eye = torch.eye(n, dtype=disp.dtype, device=disp.device)
-    off = torch.diag(torch.ones(n - 1, dtype=disp.dtype, device=disp.device), 1)
-    off = off + off.T
-    pair = (step_ok[:, :, None] & step_ok[:, None, :]).to(disp.dtype)
-    cov = (a[:, None, None] * eye + b[:, None, None] * off) * pair + eye * (1 - pair) * (
-        1 - step_ok.to(disp.dtype))[:, :, None]
-    chol = torch.linalg.cholesky(cov)
-    z = torch.linalg.solve_triangular(chol, disp, upper=False)  # (B, n, 2)
-    logdet = 2 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(1)  # masked rows: 0
-    k = step_ok.sum(1).to(disp.dtype)
-    return 0.5 * ((z**2).sum((1, 2)) + 2 * logdet + 2 * k * math.log(2 * math.pi)), k
+        return D * 0.0, D.new_zeros(B)
+    grid = D.dim() == 2
+    Dg = D if grid else D[:, None]                                     # (B, G)
+    s2 = s2[:, None].expand(B, T) if s2.dim() == 1 else s2
+    step_ok = mask[:, 1:] & mask[:, :-1]                               # (B, n)
+    ok = step_ok.to(loc_px.dtype)
+    disp = (loc_px[:, 1:] - loc_px[:, :-1]) * ok[..., None]           # (B, n, 2)
+    s2 = s2 * mask.to(s2.dtype)
+    R = blur_R[:, None, None]
+    diag = 2 * Dg[..., None] * (1 - 2 * R) + (s2[:, :-1] + s2[:, 1:])[:, None, :]
+    diag = torch.where(step_ok[:, None, :], diag, torch.ones_like(diag))   # (B, G, n)
+    pair = (step_ok[:, :-1] & step_ok[:, 1:])[:, None, :]
+    off = torch.where(pair, 2 * R * Dg[..., None] - s2[:, None, 1:-1],
+                      torch.zeros((), dtype=diag.dtype))              # (B, G, n − 1)
+    # the covariance is tridiagonal: LDLᵀ by the recursion d_t = a_t − b_{t−1}²/d_{t−1},
+    # forward substitution y_t = x_t − (b_{t−1}/d_{t−1}) y_{t−1}; log det = Σ log d_t,
+    # quadratic form = Σ y_t²/d_t (O(n) per track and grid value, differentiable)
+    x = disp[:, None]                                                  # (B, 1, n, 2)
+    d_prev, y_prev = diag[..., 0], x[..., 0, :].expand(*diag.shape[:2], 2)
+    logdet, quad = torch.log(d_prev), (y_prev**2).sum(-1) / d_prev
+    for t in range(1, diag.shape[-1]):
+        lt = off[..., t - 1] / d_prev
+        # exact arithmetic keeps d_t in (0, a_t]; the floor guards round-off when σ² ≫ D
+        d_prev = torch.maximum(diag[..., t] - lt * off[..., t - 1], 1e-9 * diag[..., t])
+        y_prev = x[..., t, :] - lt[..., None] * y_prev
+        logdet = logdet + torch.log(d_prev)
+        quad = quad + (y_prev**2).sum(-1) / d_prev
+    k = ok.sum(1)
+    ll = -0.5 * (quad + 2 * logdet + 2 * k[:, None] * math.log(2 * math.pi))
+    return (ll if grid else ll[:, 0]), k
+
+
+def displacement_nll(log_d: torch.Tensor, log_s2: torch.Tensor, loc_px: torch.Tensor,
+                     mask: torch.Tensor, blur_R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-track negative log-likelihood of the observed displacements (both dimensions)
+    under one ln D_px and one ln σ_loc² per track (:func:`displacement_loglik`, clamped to
+    ln D ∈ [−12, 8], ln σ² ∈ [−16, 8] for stability).
+
+    Args:
+        log_d, log_s2: ``(B,)``. loc_px: ``(B, T, 2)`` localizations (px). mask: ``(B, T)``
+        valid frames. blur_R: ``(B,)``.
+    Returns:
+        ``(nll, k)``: ``(B,)`` −log L of each track and ``(B,)`` its number of valid
+        displacements (tracks with < 2 valid frames: 0 and 0).
+    """
+    ll, k = displacement_loglik(torch.exp(log_d.clamp(-12, 8)),
+                                torch.exp(log_s2.clamp(-16, 8)), loc_px, mask, blur_R)
+    return -ll, k
 
 
 def heldout_split(mask, rng: np.random.Generator, min_seen: int = 4):
