@@ -8,7 +8,10 @@ movies of that renderer.
         "benchmark.models={mivit: mivit_pixel_diffusion, mivit_ssl: M/mivit_ssl, \
          mivit_labels: M/mivit_labels, mivit_source_only: M/mivit_source_only}"
 
-(``M`` = ``<out>/models``).
+(``M`` = ``<out>/models``), then the paired summary over the scored seeds:
+
+    python benchmarks/bench_pixel_adaptation_external.py --summarize \
+        <run dir>/pixel_diffusion_external_per_seed.csv --out <run dir>
 
 The *adaptation* movies (``--adapt-root``, e.g. AnDi seeds 3201–3205) are read, calibrated
 from their own pixels and localized exactly as the ``pixel_diffusion_external`` benchmark
@@ -85,9 +88,50 @@ def movie_pool(est, movies: pd.DataFrame, cfg, linker, min_points: int) -> tuple
     return {**pool, "read_var": read_var.pop()}, rows
 
 
+GROUPS = {"all cells": lambda t: t["length"] > 0,
+          "blurred (exposure/frame > 0)": lambda t: t["exposure/frame"] > 0,
+          "blurred, D ≥ 1": lambda t: (t["exposure/frame"] > 0) & (t["D [um^2/s]"] >= 1),
+          **{f"D {d:g}": (lambda t, d=d: t["D [um^2/s]"] == d) for d in (0.01, 0.1, 1, 5)}}
+
+
+def summarize(per_seed_csv: Path, out: Path) -> pd.DataFrame:
+    """Per group of cells: the mean RMSE of ln D of each adapted model and of the shipped one
+    (mean over cells per scored seed, then over seeds), paired differences with 95 %
+    t-intervals over the seeds, and the share of the labelled gap the unlabeled model closes
+    ((mivit − ssl) / (mivit − labels), of the means). The intervals are over scored seeds:
+    one adaptation run per model."""
+    from smlmnet.evaluation.andi1 import ci
+
+    t = pd.read_csv(per_seed_csv)
+    rows = []
+    for name, sel in GROUPS.items():
+        per = t[sel(t)].groupby("seed")[["mivit", "mivit_ssl", "mivit_labels",
+                                         "mivit_source_only"]].mean()
+        row = {"cells": name, "seeds": len(per),
+               **{m: round(float(per[m].mean()), 3) for m in per}}
+        for a, b in (("mivit_ssl", "mivit"), ("mivit_labels", "mivit"),
+                     ("mivit_ssl", "mivit_source_only")):
+            mean, hw = ci((per[a] - per[b]).to_numpy())
+            row[f"{a} − {b}"] = f"{mean:+.3f} ± {hw:.3f}"
+        gap = per["mivit"].mean() - per["mivit_labels"].mean()
+        row["share of the labelled gap closed"] = (
+            round(float((per["mivit"].mean() - per["mivit_ssl"].mean()) / gap), 2)
+            if gap > 0 else np.nan)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    write_report(out, "pixel_adaptation_external_summary",
+                 "Label-free adaptation to an external renderer: scored on held-out movies",
+                 table, [f"From {per_seed_csv}: RMSE of ln D per cell and scored seed. "
+                         + (summarize.__doc__ or "").split("\n\n")[0].replace("\n", " ")],
+                 config={"per_seed_csv": str(per_seed_csv)})
+    return table
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--adapt-root", required=True, help="movies to adapt on (render folders)")
+    p.add_argument("--summarize", default=None, metavar="PER_SEED_CSV",
+                   help="only summarize a scored run (pixel_diffusion_external_per_seed.csv)")
+    p.add_argument("--adapt-root", help="movies to adapt on (render folders)")
     p.add_argument("--model", default="mivit_pixel_diffusion")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--batch", type=int, default=64)
@@ -101,8 +145,13 @@ def main(argv=None) -> int:
     p.add_argument("--min-points", type=int, default=4)
     p.add_argument("--out", default="benchmarks/results/pixel_adaptation_external")
     args = p.parse_args(argv)
-    torch.set_num_threads(1)
     out = Path(args.out)
+    if args.summarize:
+        print(summarize(Path(args.summarize), out).to_string())
+        return 0
+    if not args.adapt_root:
+        p.error("--adapt-root is required (or --summarize)")
+    torch.set_num_threads(1)
     est = load(args.model)
     cfg = OmegaConf.load(ROOT / "configs" / "benchmark" / "pixel_diffusion_external.yaml")
     movies = find_movies(Path(args.adapt_root))

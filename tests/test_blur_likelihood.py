@@ -1,6 +1,8 @@
 """The motion-blur likelihood estimator: its distributions against simulation, its track
 likelihood against a dense Gaussian, what the widths add, and the movie interface."""
 
+import re
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -182,3 +184,33 @@ def test_fits_that_locate_nothing_give_no_position_and_the_track_stays_finite():
     ll = track_loglik(pos, var, np.ones((2, 16), bool), np.exp(np.linspace(-9, 5, 141)),
                       np.array([0.05, 0.05]))
     assert np.isfinite(ll).all()
+
+
+def test_analyze_warns_when_the_psf_is_not_known_apart_from_the_blur(tmp_path, capsys):
+    """--pixel-diffusion with the PSF σ left at the default (a plain TIFF, no calibration):
+    the CLI says so and names --psf-sigma-nm; the rule also covers a σ measured on the
+    blurred movie itself, and is silent for a given σ or stroboscopic movies."""
+    import tifffile
+
+    from smlmnet.cli import main, pixel_psf_problem
+    from smlmnet.simulate import load_config, simulate
+
+    res = simulate(load_config("sptpalm_membrane", ["n_frames=20", "fov.shape_px=[48,48]",
+                                                    "particles.density_per_um2=3"]))
+    plain = tmp_path / "plain.tif"   # no metadata
+    tifffile.imwrite(plain, np.asarray(res.movie.frames))
+    args = ["analyze", str(plain), "-o", str(tmp_path / "out"), "-q", "--threads", "1",
+            "--pixel-size-nm", "100", "--frame-time-s", "0.02", "--exposure-s", "0.02",
+            "--localizer", "mle", "--min-length", "3", "--pixel-diffusion", "blur_likelihood",
+            "--calibrate", "never"]
+    assert main(args) == 0
+    err = capsys.readouterr().err   # the CLI prints its warnings as "smlmnet analyze: warning"
+    assert re.search("warning: --pixel-diffusion .*is a default.*--psf-sigma-nm from a strobo",
+                     err)
+    own = "the movie itself (smlmnet.calibrate, 78 molecules)"
+    assert "measured on this movie" in pixel_psf_problem("blur_likelihood", False, 0.02, 98.0,
+                                                         own)
+    assert pixel_psf_problem("blur_likelihood", True, None, 98.0, own) is None
+    assert pixel_psf_problem("blur_likelihood", False, 0.0, 98.0, own) is None
+    assert pixel_psf_problem("blur_likelihood", False, 0.02, 74.0, "--psf-sigma-nm") is None
+    assert pixel_psf_problem(None, False, 0.02, 98.0, own) is None

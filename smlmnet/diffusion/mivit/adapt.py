@@ -88,7 +88,8 @@ def adapt_unlabeled(net, source: TubeletSimulator, draw: Draw, steps: int = 150,
     tubelets + ``w_unlabeled`` × :func:`distill_loss` on ``batch`` draws from ``draw``.
 
     Source batches come from ``rng([seed, 0])``, unlabeled draws from ``rng([seed, 1])``
-    (so runs with the same seed see the same source batches). Returns ``(net, history)``:
+    (so runs with the same seed see the same source batches); ``desc`` labels the progress
+    bar (``progress``). Returns ``(net, history)``:
     the adapted copy (eval mode) and per step the two loss terms.
     """
     net = copy.deepcopy(net).train()
