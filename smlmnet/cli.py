@@ -672,7 +672,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "movie's tracked molecules without labels, the motion-blur likelihood as "
                    "teacher (ssl distill), then estimate with it; the adapted model is "
                    "written to OUTPUT/pixel_model/ (reuse: --pixel-diffusion "
-                   "OUTPUT/pixel_model)")
+                   "OUTPUT/pixel_model). It helps where blur carries D; on AnDi movies it "
+                   "made slow molecules (D <= 0.1 um^2/s) worse (README, Benchmarks)")
     p.add_argument("--pixel-adapt-steps", type=int, default=150,
                    help="AdamW steps of --pixel-adapt (64 tubelets each)")
     p.add_argument("--map-bin-px", type=int, default=8,
