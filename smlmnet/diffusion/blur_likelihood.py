@@ -168,7 +168,8 @@ def track_loglik(pos: np.ndarray, pos_var: np.ndarray, valid: np.ndarray, d_px: 
                  R: np.ndarray) -> np.ndarray:
     """Exact Gaussian log-likelihood ``(B, G)`` of a track's displacements (both axes) for
     each D_px on the grid, with per-frame localization variance and blur coefficient R: the
-    shared displacement model (:func:`smlmnet.diffusion.mivit.loss.displacement_loglik`)
+    shared displacement model
+    (:func:`smlmnet.diffusion.displacement_model.displacement_loglik`)
     evaluated in float64 without gradients.
 
     Args:
@@ -179,7 +180,7 @@ def track_loglik(pos: np.ndarray, pos_var: np.ndarray, valid: np.ndarray, d_px: 
     """
     import torch
 
-    from smlmnet.diffusion.mivit.loss import displacement_loglik
+    from smlmnet.diffusion.displacement_model import displacement_loglik
 
     f64 = lambda a: torch.tensor(np.asarray(a, np.float64))  # noqa: E731
     B = len(pos)

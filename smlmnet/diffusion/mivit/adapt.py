@@ -136,16 +136,13 @@ def source_ranges(training_ranges: dict) -> dict:
     """:class:`TubeletSimulator` keyword arguments that re-create a model folder's
     ``training_ranges`` (cameras and halo at the simulator's defaults, which are those of
     training)."""
-    names = {"D_um2_s": "D_um2_s", "pixel_size_nm": "pixel_size_nm",
-             "frame_time_s": "frame_time_s", "psf_sigma_px": "psf_sigma_px",
-             "photons": "photons", "background_photons_per_px": "background_photons_per_px",
-             "exposure_fraction": "exposure_fraction", "substeps": "substeps",
-             "stroboscopic_probability": "stroboscopic_probability",
-             "localizer_error_factor": "localizer_excess", "alpha": "alpha",
-             "anomalous_probability": "anomalous_probability"}
-    return {arg: (tuple(training_ranges[key]) if isinstance(training_ranges[key], list)
-                  else training_ranges[key])
-            for key, arg in names.items() if key in training_ranges}
+    rename = {"localizer_error_factor": "localizer_excess"}
+    keys = ("D_um2_s", "pixel_size_nm", "frame_time_s", "psf_sigma_px", "photons",
+            "background_photons_per_px", "exposure_fraction", "substeps",
+            "stroboscopic_probability", "localizer_error_factor", "alpha",
+            "anomalous_probability")
+    return {rename.get(key, key): (tuple(v) if isinstance(v, list) else v)
+            for key in keys if (v := training_ranges.get(key)) is not None}
 
 
 def adapt_to_movie(estimator, movie, tracks, psf_sigma_nm: float, steps: int = 150,

@@ -8,10 +8,9 @@
   must explain the molecule's observed displacements under the known blur — the exact
   Gaussian likelihood of the MA(1) displacement process of Brownian motion with localization
   noise and motion blur (the model of :class:`smlmnet.diffusion.estimators.MLE`, which
-  diagonalizes it spectrally for one σ per track; here :func:`displacement_loglik` solves
-  its tridiagonal covariance by recursion, so that it is differentiable, batched over tracks
-  and over a grid of D, and takes one σ per frame — the blur likelihood's track part calls
-  it too; it holds for α = 1 only).
+  diagonalizes it spectrally for one σ per track; here
+  :func:`smlmnet.diffusion.displacement_model.displacement_loglik`, which the blur
+  likelihood's track part calls too; it holds for α = 1 only).
   Scored on the displacements the network *saw*, its minimizer is each track's own MLE, so
   it pulls a network towards the noisier per-track MLE on short tracks;
   :func:`heldout_split` gives the held-out version: the network sees one half of each
@@ -28,11 +27,11 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from smlmnet.diffusion.displacement_model import displacement_loglik
 
 
 def gaussian_nll(mu: torch.Tensor, log_var: torch.Tensor, target: torch.Tensor,
@@ -64,60 +63,6 @@ def supervised_loss(out: dict, batch: dict, w_frame: float = 0.3, w_s2: float = 
         terms.update(loss=terms["loss"] + w_alpha * a_nll, alpha_nll=a_nll,
                      alpha_abs_err=(out["alpha"] - batch["alpha"]).abs().mean())
     return terms
-
-
-def displacement_loglik(D: torch.Tensor, s2: torch.Tensor, loc_px: torch.Tensor,
-                        mask: torch.Tensor, blur_R: torch.Tensor
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact Gaussian log-likelihood of a track's displacements (both axes): the one
-    implementation of the displacement model that the physics-consistency loss and the
-    blur likelihood (:func:`smlmnet.diffusion.blur_likelihood.track_loglik`) share.
-
-    Per axis, with D in px²/frame, Δt = 1 frame and σ_t² the localization variance of frame
-    t: Var Δ_t = 2D(1 − 2R) + σ_t² + σ_{t+1}², Cov(Δ_t, Δ_{t+1}) = 2RD − σ_{t+1}², other
-    covariances 0. A displacement needs both of its frames; two displacements are correlated
-    only when both are valid (a gap splits the track into independent pieces).
-
-    Args:
-        D: ``(B,)`` or ``(B, G)`` (a grid of G values per track) diffusion coefficient
-            (px²/frame). s2: ``(B,)`` (one per track) or ``(B, T)`` (per frame) variance
-            (px²). loc_px: ``(B, T, 2)``. mask: ``(B, T)`` valid frames. blur_R: ``(B,)``.
-    Returns:
-        ``(loglik, k)``: log L of shape ``D.shape`` and ``(B,)`` the number of valid
-        displacements (tracks with < 2 valid frames: 0 and 0).
-    """
-    B, T, _ = loc_px.shape
-    if T < 2:
-        return D * 0.0, D.new_zeros(B)
-    grid = D.dim() == 2
-    Dg = D if grid else D[:, None]                                     # (B, G)
-    s2 = s2[:, None].expand(B, T) if s2.dim() == 1 else s2
-    step_ok = mask[:, 1:] & mask[:, :-1]                               # (B, n)
-    ok = step_ok.to(loc_px.dtype)
-    disp = (loc_px[:, 1:] - loc_px[:, :-1]) * ok[..., None]           # (B, n, 2)
-    s2 = s2 * mask.to(s2.dtype)
-    R = blur_R[:, None, None]
-    diag = 2 * Dg[..., None] * (1 - 2 * R) + (s2[:, :-1] + s2[:, 1:])[:, None, :]
-    diag = torch.where(step_ok[:, None, :], diag, torch.ones_like(diag))   # (B, G, n)
-    pair = (step_ok[:, :-1] & step_ok[:, 1:])[:, None, :]
-    off = torch.where(pair, 2 * R * Dg[..., None] - s2[:, None, 1:-1],
-                      torch.zeros((), dtype=diag.dtype))              # (B, G, n − 1)
-    # the covariance is tridiagonal: LDLᵀ by the recursion d_t = a_t − b_{t−1}²/d_{t−1},
-    # forward substitution y_t = x_t − (b_{t−1}/d_{t−1}) y_{t−1}; log det = Σ log d_t,
-    # quadratic form = Σ y_t²/d_t (O(n) per track and grid value, differentiable)
-    x = disp[:, None]                                                  # (B, 1, n, 2)
-    d_prev, y_prev = diag[..., 0], x[..., 0, :].expand(*diag.shape[:2], 2)
-    logdet, quad = torch.log(d_prev), (y_prev**2).sum(-1) / d_prev
-    for t in range(1, diag.shape[-1]):
-        lt = off[..., t - 1] / d_prev
-        # exact arithmetic keeps d_t in (0, a_t]; the floor guards round-off when σ² ≫ D
-        d_prev = torch.maximum(diag[..., t] - lt * off[..., t - 1], 1e-9 * diag[..., t])
-        y_prev = x[..., t, :] - lt[..., None] * y_prev
-        logdet = logdet + torch.log(d_prev)
-        quad = quad + (y_prev**2).sum(-1) / d_prev
-    k = ok.sum(1)
-    ll = -0.5 * (quad + 2 * logdet + 2 * k[:, None] * math.log(2 * math.pi))
-    return (ll if grid else ll[:, 0]), k
 
 
 def displacement_nll(log_d: torch.Tensor, log_s2: torch.Tensor, loc_px: torch.Tensor,
@@ -171,23 +116,19 @@ def physics_consistency_loss(log_d: torch.Tensor, log_s2: torch.Tensor, loc_px: 
     return nll.sum() / (2 * k.sum()).clamp(min=1)
 
 
-def posterior_distillation_loss(out: dict, post_mean: torch.Tensor, post_var: torch.Tensor,
-                                weight: torch.Tensor | None = None) -> torch.Tensor:
+def posterior_distillation_loss(out: dict, post_mean: torch.Tensor,
+                                post_var: torch.Tensor) -> torch.Tensor:
     """Expected Gaussian NLL of the network's ln D prediction under a teacher posterior.
 
     E_p[½(log s² + (y − μ)²/s²)] for y ~ p = N(``post_mean``, ``post_var``) is
-    ½(log s² + ((m − μ)² + v)/s²): minimized at μ = m, s² = ((m − μ)² + v), i.e. the student
-    copies the teacher's mean and learns its uncertainty.
+    ½(log s² + ((m − μ)² + v)/s²): minimized at μ = m, s² = v, i.e. the student copies the
+    teacher's mean and its uncertainty.
 
     Args:
         out: the network's outputs (``log_d`` ``(B,)`` ln D_px and ``log_var`` ``(B,)``).
         post_mean, post_var: ``(B,)`` teacher posterior mean and variance of ln D_px.
-        weight: optional ``(B,)`` non-negative weights (e.g. 0 where the teacher failed).
     Returns:
-        scalar: the weighted mean over tubelets.
+        scalar: the mean over tubelets.
     """
     lv = out["log_var"].clamp(-8.0, 8.0)
-    nll = 0.5 * (lv + ((post_mean - out["log_d"]) ** 2 + post_var) * torch.exp(-lv))
-    if weight is None:
-        return nll.mean()
-    return (nll * weight).sum() / weight.sum().clamp(min=1e-12)
+    return (0.5 * (lv + ((post_mean - out["log_d"]) ** 2 + post_var) * torch.exp(-lv))).mean()
